@@ -1,0 +1,21 @@
+"""The Bus protocol: publish bytes on a topic, subscribe to every topic under a prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+class Bus(Protocol):
+    async def publish(self, topic: str, message: bytes) -> None: ...
+
+    def subscribe(self, prefix: str) -> AsyncIterator[tuple[str, bytes]]:
+        """Every (topic, message) published from now on whose topic starts with `prefix`.
+
+        The iterator is the subscription: it ends when the caller stops iterating (closes it).
+        """
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

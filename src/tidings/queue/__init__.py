@@ -1,0 +1,1 @@
+"""Durable job queues: a Queue protocol and one implementation per technology."""
