@@ -1,0 +1,103 @@
+"""MemoryBus: in-process pub/sub for the embedded mode and tests; a slow reader never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from types import TracebackType
+
+
+class Subscription:
+    """An async iterator of (topic, message) for one prefix; close it (or `async with`) to stop.
+
+    Its buffer is bounded: when the reader falls `buffer` messages behind, the oldest is
+    dropped and counted in `dropped`. Publishing must never wait on one slow browser tab,
+    and a realtime client that missed events catches up by replaying from its Last-Event-ID
+    against the store, so losing the oldest buffered events is safe.
+    """
+
+    def __init__(self, bus: MemoryBus, prefix: str, buffer: int) -> None:
+        self.prefix = prefix
+        self.dropped = 0
+        self._bus = bus
+        self._items: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(buffer)
+        self._closed = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> tuple[str, bytes]:
+        if self._closed:
+            raise StopAsyncIteration
+        item = await self._items.get()
+        if item is None:  # closed while we waited
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _offer(self, item: tuple[str, bytes]) -> None:
+        if self._items.full():
+            self._items.get_nowait()
+            self._bus.dropped += 1
+            self.dropped += 1
+        self._items.put_nowait(item)
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bus._subscriptions.discard(self)
+        if self._items.empty():  # a reader may be blocked in __anext__: wake it
+            self._items.put_nowait(None)
+
+
+class MemoryBus:
+    """Delivers each published message to every open subscription whose prefix matches."""
+
+    def __init__(self, *, buffer: int = 1000) -> None:
+        if buffer < 1:
+            raise ValueError("buffer must be at least 1")
+        self.buffer = buffer
+        self.dropped = 0  # messages dropped across all subscriptions, for /metrics
+        # Weak: a subscription its reader abandoned without closing is forgotten when
+        # collected, instead of buffering for nobody forever.
+        self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._closed = False
+
+    async def publish(self, topic: str, message: bytes) -> None:
+        self._check_open()
+        for subscription in list(self._subscriptions):
+            if topic.startswith(subscription.prefix):
+                subscription._offer((topic, message))
+
+    def subscribe(self, prefix: str) -> Subscription:
+        """Messages published from this call on (not from the first iteration) under `prefix`."""
+        self._check_open()
+        subscription = Subscription(self, prefix, self.buffer)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def ping(self) -> None:
+        self._check_open()
+
+    async def close(self) -> None:
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription._close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("MemoryBus is closed")

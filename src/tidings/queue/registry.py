@@ -1,0 +1,58 @@
+"""Choosing the Queue implementation from a URL: memory://, sqlite:///path (amqp:// to come)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from tidings.queue.base import Queue
+
+QueueFactory = Callable[..., Queue]
+"""Builds a queue from its URL and keyword options: `factory(url, **options)`."""
+
+
+def _memory(url: str, **options: Any) -> Queue:
+    from tidings.queue.memory import MemoryQueue
+
+    parts = urlsplit(url)
+    if parts.netloc or parts.path or parts.query:
+        raise ValueError(f"memory queue URL takes no host or path: {url!r}; use memory://")
+    return MemoryQueue(**options)
+
+
+def _sqlite(url: str, **options: Any) -> Queue:
+    from tidings.queue.sqlite import SqliteQueue
+
+    return SqliteQueue(sqlite_path(url), **options)
+
+
+# The RabbitMQ backend joins here as one more entry; importing it through
+# `tidings.optional.require("tidings.queue.rabbitmq", extra="rabbitmq")` turns a missing
+# aio-pika into the `pip install 'tidings[rabbitmq]'` line:
+#     "amqp": _rabbitmq, "amqps": _rabbitmq,
+QUEUES: dict[str, QueueFactory] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
+
+
+def open_queue(url: str, **options: Any) -> Queue:
+    """The queue `url` names, built with `options` (e.g. `lease=30.0`); not yet connected."""
+    scheme = urlsplit(url).scheme
+    factory = QUEUES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{name}://" for name in QUEUES)
+        raise ValueError(f"unknown queue URL scheme in {url!r}: use one of {known}")
+    return factory(url, **options)
+
+
+def sqlite_path(url: str) -> str:
+    """The file a `sqlite:///relative.db` or `sqlite:////absolute.db` URL points at."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ValueError(f"SQLite URL must look like sqlite:///path.db, not {url!r}")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(f"SQLite queue URL takes no query options: {url!r}; pass them as options")
+    return url[len(prefix) :]

@@ -1,0 +1,274 @@
+"""SqliteQueue: the embedded, durable Queue, a job table in the same SQLite file as the Store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from tidings.queue.base import Job
+
+PRIORITIES = (0, 1, 2)
+
+# `available_at` is when a job may next be handed out: after its delay, or, while it is
+# leased, when the lease runs out. Folding the lease into it makes "due" a single range
+# condition the index answers, and puts leased jobs behind the ready ones in that index.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_jobs (
+    queue TEXT NOT NULL,
+    id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    available_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_until REAL,
+    lease_id TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX IF NOT EXISTS queue_jobs_due ON queue_jobs (queue, priority, available_at);
+"""
+
+# One query per priority keeps each an index range scan: a flood of delayed low-priority
+# jobs is never walked through to find a due high-priority one.
+_DUE = """
+SELECT rowid, id, payload, priority, attempts, lease_id FROM queue_jobs
+WHERE queue = ? AND priority = ? AND available_at <= ?
+ORDER BY available_at, rowid LIMIT ?
+"""
+_NEXT_DUE = " UNION ALL ".join(
+    f"SELECT MIN(available_at) FROM queue_jobs WHERE queue = :queue AND priority = {p}"
+    for p in PRIORITIES
+)
+_STATS = """
+SELECT queue,
+       SUM(available_at <= :now),
+       SUM(available_at > :now AND lease_until IS NULL),
+       SUM(available_at > :now AND lease_until IS NOT NULL)
+FROM queue_jobs GROUP BY queue
+"""
+
+# asyncio may fire a timer a hair early; without slack a wait for a due job could end just
+# before it is due and go round once more for nothing.
+_SLACK = 0.002
+
+
+class SqliteQueue:
+    """Durable jobs in the `queue_jobs` table; they survive restarts and kill -9.
+
+    Workers in this process are woken by `put` at once. A put from another process is
+    seen at the next due time or after at most `idle_wake` seconds: SQLite cannot notify
+    across processes, and that bound is what lets an idle queue sleep instead of polling.
+    Share one instance per process and file, since wake-ups only travel within an instance.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, lease: float = 60.0, idle_wake: float = 30.0
+    ) -> None:
+        if lease <= 0 or idle_wake <= 0:
+            raise ValueError("lease and idle_wake must be positive")
+        self.path = os.fspath(path)
+        self.lease = lease
+        self.idle_wake = idle_wake
+        self._db: aiosqlite.Connection | None = None
+        # One connection, so transactions from concurrent tasks must not interleave on it.
+        self._lock = asyncio.Lock()
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._closed = False
+
+    async def open(self) -> None:
+        """Connect and create the table; every other method calls this on first use."""
+        async with self._lock:
+            await self._connect()
+
+    async def put(
+        self,
+        queue: str,
+        payload: dict[str, Any],
+        *,
+        job_id: str,
+        priority: int = 1,
+        delay: float = 0.0,
+    ) -> None:
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
+        body = msgspec.json.encode(payload).decode()
+        now = time.time()
+        async with self._lock:
+            db = await self._connect()
+            await db.execute(
+                "INSERT INTO queue_jobs (queue, id, payload, priority, available_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue, id) DO NOTHING",
+                (queue, job_id, body, priority, now + max(0.0, delay), now),
+            )
+        self._wake(queue)
+
+    # `timeout` is part of the Queue protocol: it bounds the wait for a job and ends in [],
+    # which a caller-side asyncio.timeout could only express as an exception.
+    async def get(
+        self,
+        queue: str,
+        *,
+        max_jobs: int = 1,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[Job]:
+        if max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            # Taken before looking, so a put that lands while we query still wakes us.
+            wake = self._wakers.setdefault(queue, asyncio.Event())
+            # Shielded: if our caller is cancelled mid-claim the transaction still finishes
+            # rather than leaving the shared connection inside an open BEGIN. Jobs claimed
+            # for a cancelled caller come back when their lease runs out.
+            jobs, next_due = await asyncio.shield(self._claim(queue, max_jobs))
+            if jobs or self._closed:
+                return jobs
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return []
+            sleep = self.idle_wake
+            if next_due is not None:
+                sleep = min(sleep, max(0.0, next_due - time.time()) + _SLACK)
+            if deadline is not None:
+                sleep = min(sleep, deadline - now)
+            await _wait(wake, sleep)
+            if self._closed:
+                return []
+
+    async def ack(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        async with self._lock:
+            db = await self._connect()
+            # The lease id must match: after a lease expired and another worker took the job,
+            # a late ack from the first one must not remove it from under the new holder.
+            await self._transaction(
+                db,
+                "DELETE FROM queue_jobs WHERE queue = ? AND id = ? AND lease_id = ?",
+                [(job.queue, job.id, job.receipt) for job in jobs],
+            )
+
+    async def retry(self, job: Job, *, delay: float) -> None:
+        async with self._lock:
+            db = await self._connect()
+            await db.execute(
+                "UPDATE queue_jobs SET available_at = ?, lease_until = NULL, lease_id = NULL,"
+                " attempts = attempts + 1 WHERE queue = ? AND id = ? AND lease_id = ?",
+                (time.time() + max(0.0, delay), job.queue, job.id, job.receipt),
+            )
+        self._wake(job.queue)
+
+    async def ping(self) -> None:
+        async with self._lock:
+            db = await self._connect()
+            async with db.execute("SELECT 1") as cursor:
+                await cursor.fetchone()
+
+    async def close(self) -> None:
+        self._closed = True
+        for queue in list(self._wakers):
+            self._wake(queue)
+        async with self._lock:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Jobs per queue: ready (due now), delayed (due later) and leased (taken, not acked)."""
+        async with self._lock:
+            db = await self._connect()
+            async with db.execute(_STATS, {"now": time.time()}) as cursor:
+                rows = await cursor.fetchall()
+        return {
+            queue: {"ready": ready, "delayed": delayed, "leased": leased}
+            for queue, ready, delayed, leased in rows
+        }
+
+    async def _connect(self) -> aiosqlite.Connection:
+        if self._closed:
+            raise RuntimeError("SqliteQueue is closed")
+        if self._db is None:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                await db.execute("PRAGMA busy_timeout = 30000")
+                await db.execute("PRAGMA journal_mode = WAL")
+                # FULL, not NORMAL: a job acknowledged by put() must survive power loss too.
+                await db.execute("PRAGMA synchronous = FULL")
+                await db.executescript(_SCHEMA)
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
+        return self._db
+
+    async def _claim(self, queue: str, max_jobs: int) -> tuple[list[Job], float | None]:
+        """Lease up to `max_jobs` due jobs; when there are none, also say when the next is due."""
+        async with self._lock:
+            db = await self._connect()
+            now = time.time()
+            lease_until = now + self.lease
+            jobs: list[Job] = []
+            # IMMEDIATE takes the write lock before reading, so two processes never claim the
+            # same job, and a reader is never upgraded into SQLITE_BUSY mid-transaction.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                leases: list[tuple[float, float, str, int, int]] = []
+                for priority in PRIORITIES:
+                    params = (queue, priority, now, max_jobs - len(jobs))
+                    async with db.execute(_DUE, params) as cursor:
+                        rows = list(await cursor.fetchall())
+                    for rowid, job_id, payload, prio, attempts, old_lease in rows:
+                        lease_id = uuid.uuid4().hex
+                        # A job still carrying a lease id was taken and never given back.
+                        again = int(old_lease is not None)
+                        leases.append((lease_until, lease_until, lease_id, again, rowid))
+                        body = msgspec.json.decode(payload)
+                        jobs.append(Job(job_id, queue, body, prio, attempts + again, lease_id))
+                    if len(jobs) >= max_jobs:
+                        break
+                await db.executemany(
+                    "UPDATE queue_jobs SET available_at = ?, lease_until = ?,"
+                    " lease_id = ?, attempts = attempts + ? WHERE rowid = ?",
+                    leases,
+                )
+                next_due = None
+                if not jobs:
+                    async with db.execute(_NEXT_DUE, {"queue": queue}) as cur:
+                        times = [t for (t,) in await cur.fetchall() if t is not None]
+                    next_due = min(times, default=None)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            return jobs, next_due
+
+    @staticmethod
+    async def _transaction(db: aiosqlite.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        # One commit (one fsync under synchronous=FULL) for the whole batch.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(sql, rows)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    def _wake(self, queue: str) -> None:
+        # Every waiter holds the current event; replacing it lets each wake once and re-check.
+        event = self._wakers.pop(queue, None)
+        if event is not None:
+            event.set()
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        pass
