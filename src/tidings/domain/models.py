@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 
-class Channel(str, enum.Enum):
+class Channel(enum.StrEnum):
     """A medium a notification can travel by."""
 
     IN_APP = "in_app"
@@ -18,7 +18,7 @@ class Channel(str, enum.Enum):
     WEBHOOK = "webhook"
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
@@ -29,13 +29,13 @@ class Priority(str, enum.Enum):
         return {"high": 0, "normal": 1, "low": 2}[self.value]
 
 
-class NotificationStatus(str, enum.Enum):
+class NotificationStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # stored; routing not done yet (or scheduled for later)
     ROUTED = "routed"  # one delivery per channel exists
     CANCELED = "canceled"
 
 
-class DeliveryStatus(str, enum.Enum):
+class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -51,7 +51,7 @@ class DeliveryStatus(str, enum.Enum):
         return self is not DeliveryStatus.PENDING
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     """What a server key may do; `admin` includes `send`, which includes `read`."""
 
     ADMIN = "admin"

@@ -36,7 +36,9 @@ class Queue(Protocol):
         delay: float = 0.0,
     ) -> None: ...
 
-    async def get(self, queue: str, *, max_jobs: int = 1, timeout: float | None = None) -> list[Job]:
+    async def get(
+        self, queue: str, *, max_jobs: int = 1, timeout: float | None = None
+    ) -> list[Job]:
         """Up to `max_jobs` due jobs, highest priority then oldest first; [] on timeout."""
         ...
 

@@ -1,0 +1,197 @@
+"""POST /v1/notifications (single and batch), GET one with its deliveries, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from tidings.api.auth import require_scope
+from tidings.api.errors import ApiError, not_found
+from tidings.api.schemas import (
+    BatchAnswer,
+    BatchRequest,
+    CancelAnswer,
+    DeliveryView,
+    NotificationView,
+    SendAnswer,
+    SendRequest,
+    decode_send,
+)
+from tidings.domain.models import Delivery, Notification, Preferences, Priority, Scope, User
+from tidings.domain.preferences import decide_channels
+from tidings.domain.templates import validate_content
+from tidings.pipeline.accept import IdempotencyConflict, SendOrder
+from tidings.runtime import Runtime
+
+
+def to_order(body: SendRequest) -> SendOrder:
+    """Check what the schema cannot say; raises ApiError(422)."""
+    if body.template is None and body.content is None:
+        raise ApiError(422, "validation_error", "give either template or content")
+    if body.template is not None:
+        raise ApiError(422, "validation_error", f"template {body.template!r} does not exist")
+    problems = validate_content(body.content)
+    if problems:
+        raise ApiError(422, "validation_error", "content is not usable", [str(p) for p in problems])
+    if body.schedule_at is not None and body.schedule_at.tzinfo is None:
+        raise ApiError(422, "validation_error", "schedule_at needs a time zone (e.g. Z)")
+    return SendOrder(
+        user_id=body.user_id,
+        category=body.category,
+        template=body.template,
+        data=body.data,
+        content=body.content,
+        channels=list(dict.fromkeys(body.channels)) if body.channels else None,
+        priority=Priority(body.priority),
+        schedule_at=body.schedule_at,
+    )
+
+
+async def answer_channels(runtime: Runtime, orders: list[SendOrder]) -> list[list[str]]:
+    """Per order, the channels named in the answer: those requested, or else those the user
+    can be reached on and allows now (routing decides again when it runs)."""
+    wanted = sorted({o.user_id for o in orders if o.channels is None})
+    profiles, devices = await runtime.store.users.profiles(wanted) if wanted else ({}, {})
+    answers = []
+    for order in orders:
+        if order.channels is not None:
+            answers.append(order.channels)
+            continue
+        user, prefs = profiles.get(order.user_id, (User(order.user_id), Preferences()))
+        decisions = decide_channels(
+            requested=None,
+            category=order.category,
+            critical=False,
+            user=user,
+            devices=devices.get(order.user_id, []),
+            prefs=prefs,
+        )
+        answers.append([d.channel.value for d in decisions if d.deliver])
+    return answers
+
+
+@post("/v1/notifications", status_code=HTTP_202_ACCEPTED, summary="Send a notification")
+async def send(
+    request: Request[Any, Any, Any], runtime: Runtime, data: SendRequest
+) -> Response[SendAnswer]:
+    """Stored durably before the 202; delivery happens after. `Idempotency-Key` makes a retry safe."""
+    principal = await runtime.auth.principal(request)
+    require_scope(principal, Scope.SEND)
+    order = to_order(data)
+    key = request.headers.get("idempotency-key")
+    idempotency = None
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            raise ApiError(422, "validation_error", "Idempotency-Key must be 1 to 255 characters")
+        idempotency = (principal.owner, key, await request.body())
+    try:
+        answers, replayed = await runtime.acceptor.accept(
+            [order], idempotency=idempotency, channels=await answer_channels(runtime, [order])
+        )
+    except IdempotencyConflict:
+        raise ApiError(
+            422,
+            "idempotency_conflict",
+            "this Idempotency-Key was used with a different request body",
+        ) from None
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Response(
+        msgspec.convert(answers[0], SendAnswer), status_code=HTTP_202_ACCEPTED, headers=headers
+    )
+
+
+@post(
+    "/v1/notifications/batch",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Send up to 1000 notifications",
+)
+async def send_batch(
+    request: Request[Any, Any, Any], runtime: Runtime, data: BatchRequest
+) -> BatchAnswer:
+    """Results come in request order; a bad item gets an error and does not stop the others."""
+    require_scope(await runtime.auth.principal(request), Scope.SEND)
+    limit = runtime.settings.batch_limit
+    if len(data.notifications) > limit:
+        raise ApiError(422, "validation_error", f"at most {limit} notifications per batch")
+    results: list[dict[str, Any]] = []
+    orders: list[tuple[int, SendOrder]] = []
+    for index, item in enumerate(data.notifications):
+        try:
+            orders.append((index, to_order(decode_send(item))))
+            results.append({})
+        except msgspec.ValidationError as exc:
+            results.append(
+                {"error": {"code": "validation_error", "message": str(exc), "details": None}}
+            )
+        except ApiError as exc:
+            results.append(
+                {"error": {"code": exc.code, "message": exc.detail, "details": exc.extra or None}}
+            )
+    if orders:
+        just_orders = [o for _, o in orders]
+        answers, _ = await runtime.acceptor.accept(
+            just_orders, channels=await answer_channels(runtime, just_orders)
+        )
+        for (index, _), answer in zip(orders, answers, strict=True):
+            results[index] = answer
+    return BatchAnswer(results)
+
+
+def notification_view(notification: Notification, deliveries: list[Delivery]) -> NotificationView:
+    return NotificationView(
+        id=notification.id,
+        user_id=notification.user_id,
+        category=notification.category,
+        status=notification.status.value,
+        priority=notification.priority.value,
+        created_at=notification.created_at,
+        schedule_at=notification.schedule_at,
+        deliveries=[
+            DeliveryView(
+                id=d.id,
+                channel=d.channel.value,
+                provider=d.provider,
+                status=d.status.value,
+                attempts=d.attempts,
+                last_error=d.last_error,
+                provider_message_id=d.provider_message_id,
+                updated_at=d.updated_at,
+            )
+            for d in deliveries
+        ],
+    )
+
+
+@get("/v1/notifications/{notification_id:str}", summary="A notification and its deliveries")
+async def get_notification(
+    request: Request[Any, Any, Any], runtime: Runtime, notification_id: str
+) -> NotificationView:
+    require_scope(await runtime.auth.principal(request), Scope.READ)
+    found = await runtime.store.notifications.get(notification_id)
+    if found is None:
+        raise not_found("notification")
+    return notification_view(*found)
+
+
+@post(
+    "/v1/notifications/{notification_id:str}/cancel",
+    status_code=200,
+    summary="Cancel what is not sent",
+)
+async def cancel(
+    request: Request[Any, Any, Any], runtime: Runtime, notification_id: str
+) -> CancelAnswer:
+    require_scope(await runtime.auth.principal(request), Scope.SEND)
+    canceled = await runtime.store.notifications.cancel(notification_id)
+    found = await runtime.store.notifications.get(notification_id)
+    if canceled is None or found is None:
+        raise not_found("notification")
+    return CancelAnswer(
+        id=notification_id, canceled=canceled, notification=notification_view(*found)
+    )
+
+
+handlers = [send, send_batch, get_notification, cancel]

@@ -1,0 +1,116 @@
+"""Realtime: Server-Sent Events and WebSocket over the same event source, differing only in framing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, WebSocket, get, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.response import Stream
+
+from tidings.api.auth import require_user
+from tidings.api.errors import ApiError
+from tidings.domain.models import Scope
+from tidings.pipeline import in_app
+from tidings.pipeline.stream import Lagging, user_events
+from tidings.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SSE_RETRY_MS = 2000
+
+
+def _last_event_id(connection: Request[Any, Any, Any] | WebSocket[Any, Any, Any]) -> str | None:
+    value = connection.headers.get("last-event-id") or connection.query_params.get("last_event_id")
+    return value[:32] if value else None
+
+
+@get("/v1/users/{user_id:str}/stream", summary="Server-Sent Events: notification and inbox events")
+async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -> Response[Any]:
+    """`Last-Event-ID` (header or ?last_event_id=) replays every newer item, then goes live."""
+    require_user(await runtime.auth.principal(request), user_id, Scope.READ)
+    events = user_events(
+        runtime.hub,
+        runtime.store.inbox,
+        user_id,
+        last_event_id=_last_event_id(request),
+        heartbeat=runtime.settings.heartbeat_seconds,
+    )
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+        try:
+            async for event in events:
+                yield b": heartbeat\n\n" if event.name == "heartbeat" else event.sse
+        except Lagging:
+            return  # the browser reconnects with Last-Event-ID and replays what it missed
+        finally:
+            await events.aclose()
+
+    return Stream(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@websocket("/v1/users/{user_id:str}/ws")
+async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -> None:
+    """Frames {"event", "data"}; the client may send {"action": "read", "id"} or {"action": "read_all"}."""
+    try:
+        principal = await runtime.auth.principal(socket)
+        require_user(principal, user_id, Scope.READ)
+    except ApiError as exc:
+        await socket.close(
+            code=4401 if exc.status_code == 401 else 4403, reason=str(exc.detail)[:120]
+        )
+        return
+    await socket.accept()
+    events = user_events(
+        runtime.hub,
+        runtime.store.inbox,
+        user_id,
+        last_event_id=_last_event_id(socket),
+        heartbeat=runtime.settings.heartbeat_seconds,
+    )
+    reader = asyncio.create_task(_read_actions(socket, runtime, user_id))
+    try:
+        async for event in events:
+            if reader.done():
+                break
+            await socket.send_text(event.ws)
+    except Lagging:
+        await socket.close(code=4008, reason="too slow; reconnect with last_event_id")
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        await events.aclose()
+
+
+async def _read_actions(socket: WebSocket[Any, Any, Any], runtime: Runtime, user_id: str) -> None:
+    while True:
+        try:
+            text = await socket.receive_text()
+        except WebSocketDisconnect:
+            return
+        try:
+            message = msgspec.json.decode(text)
+            action = message.get("action") if isinstance(message, dict) else None
+            if action == "read" and isinstance(message.get("id"), str):
+                await in_app.mark(runtime.store, runtime.hub, user_id, message["id"], "read")
+            elif action == "read_all":
+                await in_app.read_all(runtime.store, runtime.hub, user_id)
+            else:
+                raise ValueError('expected {"action": "read", "id": …} or {"action": "read_all"}')
+        except (msgspec.DecodeError, ValueError) as exc:
+            await socket.send_json({"event": "error", "data": {"message": str(exc)}})
+
+
+handlers = [sse, ws]

@@ -1,0 +1,57 @@
+"""create_app(settings): the HTTP application with its backends and, optionally, its workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from tidings import __version__
+from tidings.api import demo, inbox, notifications, ops, stream, users
+from tidings.api.errors import exception_handlers
+from tidings.config import Settings
+from tidings.runtime import Runtime
+
+
+def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
+    """`workers=False` is the scaled-out `tidings api` role: HTTP and realtime only."""
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await runtime.start(api=True, workers=workers)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    def provide_runtime() -> Runtime:
+        return runtime
+
+    app = Litestar(
+        route_handlers=[
+            *notifications.handlers,
+            *users.handlers,
+            *inbox.handlers,
+            *stream.handlers,
+            *ops.handlers,
+            *demo.handlers,
+        ],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Tidings",
+            version=__version__,
+            description="Self-hosted notification service. See API.md for the contract.",
+            path="/",
+            render_plugins=[],
+        ),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,219 @@
+"""The `tidings` command: run the service or one of its roles, and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from tidings.config import Settings, load_settings, replace
+from tidings.domain.models import Scope
+from tidings.store.migrate import upgrade
+from tidings.store.store import Store
+
+app = typer.Typer(
+    help="Tidings: a self-hosted notification service. Settings come from TIDINGS_* variables or ./.env.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(
+    help="Server keys for backend services (Authorization: Bearer tk_…).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        typer.echo(f"error: cannot migrate {settings.database_url}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _first_admin_key(settings: Settings) -> str | None:
+    """On a database with no keys at all, make one admin key (shown once)."""
+    store = Store(settings.database_url)
+    try:
+        if await store.keys.count():
+            return None
+        _, raw = await store.keys.create(Scope.ADMIN, "first admin key")
+        return raw
+    finally:
+        await store.close()
+
+
+async def _recover_embedded_queue(settings: Settings) -> None:
+    from tidings.queue.registry import open_queue
+    from tidings.queue.sqlite import SqliteQueue
+
+    queue = open_queue(settings.effective_queue_url)
+    try:
+        if isinstance(queue, SqliteQueue):
+            await queue.recover()
+    finally:
+        await queue.close()
+
+
+def _run_http(settings: Settings, *, workers: bool) -> None:
+    import uvicorn
+
+    from tidings.app import create_app
+
+    uvicorn.run(
+        create_app(settings, workers=workers),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+        ws_ping_interval=None,  # we send our own heartbeats, which browsers can see
+    )
+
+
+Host = Annotated[
+    str | None, typer.Option(help="Interface to listen on [TIDINGS_HOST, default 127.0.0.1].")
+]
+Port = Annotated[int | None, typer.Option(help="Port to listen on [TIDINGS_PORT, default 8000].")]
+
+
+@app.command()
+def serve(host: Host = None, port: Port = None) -> None:
+    """Run everything in one process: API, realtime, workers (embedded default: SQLite)."""
+    settings = _settings()
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    _configure_logging(settings)
+    _migrate(settings)
+    raw = asyncio.run(_first_admin_key(settings))
+    if raw:
+        typer.echo("Created the first admin key. It is shown only this once; keep it safe:")
+        typer.echo(raw)
+    asyncio.run(_recover_embedded_queue(settings))
+    typer.echo(
+        f"Tidings listening on http://{settings.host}:{settings.port} (demo: /demo, API docs: /docs)"
+    )
+    sys.stdout.flush()
+    _run_http(settings, workers=True)
+
+
+@app.command()
+def api(host: Host = None, port: Port = None) -> None:
+    """Run the HTTP API and realtime role only (scale out: run several behind a load balancer)."""
+    settings = _settings()
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    _configure_logging(settings)
+    _run_http(settings, workers=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (serve does this on start)."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo(f"Schema is up to date on {settings.database_url}")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings, secrets masked."""
+    typer.echo(json.dumps(_settings().masked(), indent=2, default=str))
+
+
+def _with_store(settings: Settings) -> Store:
+    _migrate(settings)
+    return Store(settings.database_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="admin (everything), send, or read.")],
+    name: Annotated[str, typer.Option(help="Who uses the key, e.g. billing.")],
+) -> None:
+    """Make a server key and print it on a line of its own (it is not shown again)."""
+
+    async def run() -> str:
+        store = _with_store(_settings())
+        try:
+            _, raw = await store.keys.create(scope, name)
+            return raw
+        finally:
+            await store.close()
+
+    typer.echo(asyncio.run(run()))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List server keys (ids and names; the keys themselves are never stored)."""
+
+    async def run() -> None:
+        store = _with_store(_settings())
+        try:
+            for key in await store.keys.list():
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                typer.echo(f"{key.id}  {key.scope.value:<5}  {state:<18}  {key.name}")
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id shown by `tidings keys list`.")],
+) -> None:
+    """Revoke a server key; requests with it get 401 within seconds."""
+
+    async def run() -> bool:
+        store = _with_store(_settings())
+        try:
+            return await store.keys.revoke(key_id)
+        finally:
+            await store.close()
+
+    if not asyncio.run(run()):
+        typer.echo(f"error: no active key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Revoked {key_id}")
+
+
+@keys_app.command("subscriber-secret")
+def subscriber_secret() -> None:
+    """Print the HS256 secret that signs subscriber tokens (for minting them in your backend)."""
+    settings = _settings()
+    if settings.subscriber_secret:
+        typer.echo(settings.subscriber_secret)
+        return
+
+    async def run() -> str:
+        import secrets
+
+        store = _with_store(settings)
+        try:
+            return await store.keys.setting("subscriber_secret", secrets.token_urlsafe(32))
+        finally:
+            await store.close()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    app()

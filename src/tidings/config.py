@@ -1,0 +1,117 @@
+"""Settings: every knob is an environment variable prefixed TIDINGS_ (or a line in ./.env)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SECRET_FIELDS = frozenset({"subscriber_secret", "smtp_url", "twilio_auth_token"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./tidings.db"
+    queue_url: str = ""  # empty: the embedded queue in the database file (sqlite only)
+    bus_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""  # how users reach this server (links in emails); default http://host:port
+    subscriber_secret: str = ""  # empty: generated once and kept in the database
+    subscriber_token_ttl: int = 3600  # seconds, for tokens minted by POST /v1/users/{id}/token
+    heartbeat_seconds: float = 15.0
+    max_body_bytes: int = 1024 * 1024
+    batch_limit: int = 1000
+    log_level: str = "info"
+    demo: bool = True  # the /demo page and its token endpoint; turn off in production
+    route_concurrency: int = 4
+    in_app_concurrency: int = 4
+    smtp_url: str = ""
+    email_from: str = ""
+    twilio_auth_token: str = ""
+    extra: dict[str, str] = field(default_factory=dict)  # unrecognised TIDINGS_* variables
+
+    @property
+    def effective_queue_url(self) -> str:
+        if self.queue_url:
+            return self.queue_url
+        if self.database_url.startswith("sqlite:"):
+            return self.database_url
+        raise ValueError("TIDINGS_QUEUE_URL is required when the database is not SQLite")
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as `tidings config` prints them: secrets replaced by ***."""
+        shown: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            shown[f.name] = value
+        return shown
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments ignored; optional quotes stripped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"TIDINGS_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Settings from ./.env overlaid by the process environment (the environment wins)."""
+    source: dict[str, str] = read_dotenv(dotenv) if dotenv else {}
+    source.update(os.environ if environ is None else environ)
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for key, raw in source.items():
+        if not key.startswith("TIDINGS_"):
+            continue
+        name = key.removeprefix("TIDINGS_").lower()
+        if name in known:
+            values[name] = _convert(name, known[name].type, raw)
+        else:
+            extra[key] = raw
+    return Settings(**values, extra=extra)
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,1 @@
+"""The stages a notification passes through: accept, relay, route, deliver; and the realtime hub."""

@@ -1,0 +1,90 @@
+"""Everything a running Tidings holds: backends chosen by URL, the pipeline stages, the workers.
+
+Built by `Runtime(settings)`; `start()` runs the roles this process plays (api, workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from tidings.api.auth import Authenticator
+from tidings.bus.registry import open_bus
+from tidings.config import Settings
+from tidings.domain.models import Channel
+from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
+from tidings.pipeline.in_app import InAppDelivery
+from tidings.pipeline.realtime import Hub
+from tidings.pipeline.relay import Relay
+from tidings.pipeline.route import Router, deliver_queue
+from tidings.pipeline.worker import Worker
+from tidings.queue.registry import open_queue
+from tidings.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.database_url)
+        self.queue = open_queue(settings.effective_queue_url)
+        self.bus = open_bus(settings.bus_url)
+        self.hub = Hub(self.bus)
+        self.relay = Relay(self.store.notifications, self.queue)
+        self.acceptor = Acceptor(self.store.notifications, self.relay)
+        self.router = Router(self.store, self.relay)
+        self.in_app = InAppDelivery(self.store, self.hub)
+        self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
+        self.workers: list[Worker] = []
+
+    async def start(self, *, api: bool, workers: bool) -> None:
+        if not self.settings.subscriber_secret:
+            # Generated once and kept in the database, so every process and restart agrees.
+            self.auth.subscriber_secret = await self.store.keys.setting(
+                "subscriber_secret", secrets.token_urlsafe(32)
+            )
+        if api:
+            await self.hub.start()
+        self.relay.start()
+        if workers:
+            self.workers = [
+                Worker(
+                    self.queue,
+                    ROUTE_QUEUE,
+                    self.router.handle,
+                    concurrency=self.settings.route_concurrency,
+                ),
+                Worker(
+                    self.queue,
+                    deliver_queue(Channel.IN_APP),
+                    self.in_app.handle,
+                    concurrency=self.settings.in_app_concurrency,
+                ),
+            ]
+            for worker in self.workers:
+                worker.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers))
+        await self.relay.stop()
+        await self.hub.stop()
+        await self.queue.close()
+        await self.bus.close()
+        await self.store.close()
+
+    async def check(self) -> dict[str, str]:
+        """Each backend: "ok" or the error that makes it unreachable (for /readyz)."""
+        checks: dict[str, str] = {}
+        for name, ping in (
+            ("store", self.store.ping),
+            ("queue", self.queue.ping),
+            ("bus", self.bus.ping),
+        ):
+            try:
+                await asyncio.wait_for(ping(), 5)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {exc}"
+        return checks

@@ -1,0 +1,1 @@
+"""Durable state: one SQL implementation (SQLAlchemy Core) for SQLite and PostgreSQL."""
