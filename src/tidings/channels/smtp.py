@@ -176,8 +176,8 @@ class SmtpProvider:
                     client.close()
                     if not reused:
                         raise
-                    # A pooled connection the server had already dropped: no command of this
-                    # message got through, so one fresh connection is not a retry of the send.
+                    # A pooled connection the server dropped while idle, almost always before
+                    # our first command; the stable Message-ID covers the rare duplicate.
                     client, _ = await self._checkout(fresh=True)
                     await self._transmit(client, email, message.address)
             except aiosmtplib.SMTPServerDisconnected as exc:
@@ -187,7 +187,7 @@ class SmtpProvider:
                 client.close()  # after a failure, the session's state is not worth trusting
                 raise
             self._idle.append((client, time.monotonic()))
-        return Receipt(provider_message_id=email["Message-ID"])
+        return Receipt(provider_message_id=str(email["Message-ID"]))
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
