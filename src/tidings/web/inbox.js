@@ -34,7 +34,8 @@ button { font: inherit; color: inherit; cursor: pointer; }
 [part="header"] { position: sticky; top: 0; display: flex; align-items: center;
   justify-content: space-between; padding: 10px 12px; background: inherit;
   border-bottom: 1px solid rgb(0 0 0 / 8%); }
-[part="mark-all"], [part="more"] { border: 0; background: none; color: var(--accent); padding: 4px; }
+[part="mark-all"], [part="more"] { border: 0; background: none; color: var(--accent);
+  padding: 4px; }
 [part="mark-all"]:disabled { color: #8c959f; cursor: default; }
 [part="list"] { list-style: none; margin: 0; padding: 0; }
 [part="item"] { display: flex; align-items: flex-start; border-bottom: 1px solid rgb(0 0 0 / 6%); }
@@ -52,7 +53,7 @@ time { display: block; color: #6e7781; font-size: 12px; }
 `;
 
 const SHELL = `
-<button part="bell" data-testid="bell" type="button" aria-haspopup="true" aria-expanded="false"
+<button part="bell" data-testid="bell" type="button" aria-controls="panel" aria-expanded="false"
   aria-label="Notifications">
   <svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor"
     stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">
@@ -60,7 +61,7 @@ const SHELL = `
   </svg>
   <span part="badge" data-testid="badge" data-count="0" hidden></span>
 </button>
-<div part="panel" data-testid="panel" hidden>
+<div part="panel" id="panel" data-testid="panel" role="region" aria-labelledby="heading" hidden>
   <div part="header">
     <strong id="heading">Notifications</strong>
     <button part="mark-all" data-testid="mark-all" type="button">Mark all read</button>
@@ -292,7 +293,10 @@ export class TidingsInbox extends HTMLElement {
   async #request(method, path, init = {}) {
     const response = await fetch(this.#url(path), {
       method,
-      headers: { Authorization: `Bearer ${this.getAttribute("token")}`, Accept: "application/json" },
+      headers: {
+        Authorization: `Bearer ${this.getAttribute("token")}`,
+        Accept: "application/json",
+      },
       ...init,
     });
     const body = await response.json().catch(() => null);
