@@ -1,0 +1,23 @@
+"""One service per test module (tests use their own user ids), plus a fresh one on request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.live import LiveService
+
+
+def started(workdir: Path, **extra_env: str) -> LiveService:
+    return LiveService(workdir, extra_env=dict(extra_env)).start()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    running = started(tmp_path_factory.mktemp("tidings"))
+    try:
+        yield running
+    finally:
+        running.stop()
