@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.live import LiveService
@@ -21,3 +22,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(service: LiveService) -> Iterator[httpx.Client]:
+    """The admin key's client."""
+    with httpx.Client(base_url=service.url, headers=service.headers(), timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keys(service: LiveService) -> dict[str, str]:
+    return {scope: service.create_key(scope, f"e2e-{scope}") for scope in ("read", "send")}

@@ -235,3 +235,50 @@ class WsClient:
             frame = json.loads(raw)
             if frame.get("event") == kind:
                 return dict(frame)
+
+
+def send(api: httpx.Client, body: dict[str, Any], **headers: str) -> httpx.Response:
+    return api.post("/v1/notifications", json=body, headers=headers)
+
+
+def accepted_id(api: httpx.Client, body: dict[str, Any]) -> str:
+    r = send(api, body)
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def deliveries(api: httpx.Client, notification_id: str) -> dict[str, dict[str, Any]]:
+    """The notification's deliveries by channel, once routing has made them."""
+    r = api.get(f"/v1/notifications/{notification_id}")
+    assert r.status_code == 200, r.text
+    return {d["channel"]: d for d in r.json()["deliveries"]}
+
+
+def settled(api: httpx.Client, notification_id: str) -> dict[str, dict[str, Any]]:
+    """The deliveries once none is pending any more."""
+
+    def done() -> dict[str, dict[str, Any]] | None:
+        found = deliveries(api, notification_id)
+        pending = not found or any(d["status"] == "pending" for d in found.values())
+        return None if pending else found
+
+    return eventually(done)
+
+
+def sent_in_order(api: httpx.Client, user: str, titles: list[str]) -> list[str]:
+    """Send one after another, each stored before the next, so the inbox order is known."""
+    ids = []
+    for n, title in enumerate(titles, 1):
+        ids.append(accepted_id(api, in_app(user, title)))
+        eventually(lambda n=n: len(inbox_items(api, user)) >= n)  # type: ignore[misc]
+    return ids
+
+
+def items_of(api: httpx.Client, user: str, **params: Any) -> list[dict[str, Any]]:
+    return inbox_items(api, user, **params)
+
+
+def counts(api: httpx.Client, user: str) -> dict[str, int]:
+    r = api.get(f"/v1/users/{user}/inbox/count")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
