@@ -14,7 +14,7 @@ $(BIN)/tidings: pyproject.toml
 install: $(BIN)/tidings
 
 serve: install
-	$(BIN)/tidings serve --host 127.0.0.1 --port 8000
+	TIDINGS_DEMO=1 $(BIN)/tidings serve --host 127.0.0.1 --port 8000
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download is not used.
 browser:

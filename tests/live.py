@@ -1,4 +1,4 @@
-"""Run the real service as a subprocess on a free port, as a user would, for e2e and browser tests."""
+"""Run the real service as a subprocess on a free port, as a user would (e2e, browser, bench)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ class LiveService:
             TIDINGS_DATABASE_URL=f"sqlite:///{self.workdir / 'tidings.db'}",
             TIDINGS_SUBSCRIBER_SECRET="test-subscriber-secret-0123456789abcdef",
             TIDINGS_LOG_LEVEL="warning",
+            TIDINGS_DEMO="1",
         )
         env.update(self.extra_env)
         return env
@@ -69,7 +70,7 @@ class LiveService:
     def start(self) -> LiveService:
         if not self.admin_key:
             self.admin_key = self.create_key("admin", "tests")
-        log = open(self.workdir / f"serve-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.workdir / f"serve-{self.port}.log", "ab")
         self.process = subprocess.Popen(
             [TIDINGS, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,

@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-POSTGRES_URL = os.environ.get("TIDINGS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TIDINGS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("TIDINGS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("TIDINGS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

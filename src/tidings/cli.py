@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -15,8 +17,11 @@ from tidings.domain.models import Scope
 from tidings.store.migrate import upgrade
 from tidings.store.store import Store
 
+T = TypeVar("T")
+
 app = typer.Typer(
-    help="Tidings: a self-hosted notification service. Settings come from TIDINGS_* variables or ./.env.",
+    help="Tidings: a self-hosted notification service.\n\n"
+    "Settings come from TIDINGS_* environment variables or ./.env.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -50,16 +55,12 @@ def _migrate(settings: Settings) -> None:
         raise typer.Exit(1) from None
 
 
-async def _first_admin_key(settings: Settings) -> str | None:
+async def _first_admin_key(store: Store) -> str | None:
     """On a database with no keys at all, make one admin key (shown once)."""
-    store = Store(settings.database_url)
-    try:
-        if await store.keys.count():
-            return None
-        _, raw = await store.keys.create(Scope.ADMIN, "first admin key")
-        return raw
-    finally:
-        await store.close()
+    if await store.keys.count():
+        return None
+    _, raw = await store.keys.create(Scope.ADMIN, "first admin key")
+    return raw
 
 
 async def _recover_embedded_queue(settings: Settings) -> None:
@@ -84,7 +85,9 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
+        # Open SSE streams would hold shutdown for the whole grace period; clients reconnect
+        # with Last-Event-ID anyway, so keep it short.
+        timeout_graceful_shutdown=3,
         ws_ping_interval=None,  # we send our own heartbeats, which browsers can see
     )
 
@@ -101,14 +104,13 @@ def serve(host: Host = None, port: Port = None) -> None:
     settings = _settings()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     _configure_logging(settings)
-    _migrate(settings)
-    raw = asyncio.run(_first_admin_key(settings))
+    raw = _with_store(settings, _first_admin_key)
     if raw:
         typer.echo("Created the first admin key. It is shown only this once; keep it safe:")
         typer.echo(raw)
     asyncio.run(_recover_embedded_queue(settings))
     typer.echo(
-        f"Tidings listening on http://{settings.host}:{settings.port} (demo: /demo, API docs: /docs)"
+        f"Tidings listening on http://{settings.host}:{settings.port} (demo /demo, docs /docs)"
     )
     sys.stdout.flush()
     _run_http(settings, workers=True)
@@ -137,9 +139,18 @@ def config() -> None:
     typer.echo(json.dumps(_settings().masked(), indent=2, default=str))
 
 
-def _with_store(settings: Settings) -> Store:
+def _with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Migrate, then run `action` on a store that is closed afterwards."""
     _migrate(settings)
-    return Store(settings.database_url)
+
+    async def run() -> T:
+        store = Store(settings.database_url)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 @keys_app.command("create")
@@ -149,31 +160,20 @@ def keys_create(
 ) -> None:
     """Make a server key and print it on a line of its own (it is not shown again)."""
 
-    async def run() -> str:
-        store = _with_store(_settings())
-        try:
-            _, raw = await store.keys.create(scope, name)
-            return raw
-        finally:
-            await store.close()
+    async def create(store: Store) -> str:
+        _, raw = await store.keys.create(scope, name)
+        return raw
 
-    typer.echo(asyncio.run(run()))
+    typer.echo(_with_store(_settings(), create))
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """List server keys (ids and names; the keys themselves are never stored)."""
 
-    async def run() -> None:
-        store = _with_store(_settings())
-        try:
-            for key in await store.keys.list():
-                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-                typer.echo(f"{key.id}  {key.scope.value:<5}  {state:<18}  {key.name}")
-        finally:
-            await store.close()
-
-    asyncio.run(run())
+    for key in _with_store(_settings(), lambda store: store.keys.list()):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.scope.value:<5}  {state:<18}  {key.name}")
 
 
 @keys_app.command("revoke")
@@ -182,14 +182,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a server key; requests with it get 401 within seconds."""
 
-    async def run() -> bool:
-        store = _with_store(_settings())
-        try:
-            return await store.keys.revoke(key_id)
-        finally:
-            await store.close()
-
-    if not asyncio.run(run()):
+    if not _with_store(_settings(), lambda store: store.keys.revoke(key_id)):
         typer.echo(f"error: no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Revoked {key_id}")
@@ -203,16 +196,8 @@ def subscriber_secret() -> None:
         typer.echo(settings.subscriber_secret)
         return
 
-    async def run() -> str:
-        import secrets
-
-        store = _with_store(settings)
-        try:
-            return await store.keys.setting("subscriber_secret", secrets.token_urlsafe(32))
-        finally:
-            await store.close()
-
-    typer.echo(asyncio.run(run()))
+    fresh = secrets.token_urlsafe(32)
+    typer.echo(_with_store(settings, lambda store: store.keys.setting("subscriber_secret", fresh)))
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     batch_limit: int = 1000
     log_level: str = "info"
-    demo: bool = True  # the /demo page and its token endpoint; turn off in production
+    # The /demo page mints subscriber tokens for anyone: off unless asked for (make serve does).
+    demo: bool = False
     route_concurrency: int = 4
     in_app_concurrency: int = 4
     smtp_url: str = ""

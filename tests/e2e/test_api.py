@@ -189,10 +189,6 @@ def test_batch_answers_each_item_in_order_and_bad_items_do_not_stop_good_ones(
     assert stored == sorted(g["id"] for g in good)
 
 
-@pytest.mark.xfail(
-    reason="server bug: a batch item that is not a JSON object rejects the whole batch (422)",
-    strict=True,
-)
 def test_a_batch_item_that_is_not_an_object_gets_its_own_error(api: httpx.Client) -> None:
     user = new_user()
     items = [in_app(user, "good"), "not an object", 5]

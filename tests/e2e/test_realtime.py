@@ -224,11 +224,6 @@ async def test_a_missing_or_bad_token_is_refused_as_unauthenticated(
     assert await ws_refusal(ws) in (4401, 401, 403)
 
 
-@pytest.mark.xfail(
-    reason="server bug: a closed WebSocket's handler waits for the next event or heartbeat "
-    "(15 s) before noticing, so SIGTERM waits out uvicorn's graceful timeout",
-    strict=True,
-)
 async def test_the_service_stops_promptly_after_a_websocket_client_left(
     live_service: LiveService,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Who is calling: a server key (`Bearer tk_…`, scoped) or a subscriber token (a JWT for one user)."""
+"""Who is calling: a server key (`Bearer tk_…`, scoped) or a subscriber token (a user's JWT)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo page and the embeddable inbox's files; demo endpoints exist only with TIDINGS_DEMO=1."""
+"""The embeddable inbox's files at /web, and the demo page (only with TIDINGS_DEMO=1)."""
 
 from __future__ import annotations
 
@@ -51,4 +51,4 @@ async def demo_send(runtime: Runtime, user_id: str = DemoUser) -> dict[str, Any]
 
 
 web_files = create_static_files_router(path="/web", directories=[WEB], include_in_schema=False)
-handlers = [demo_page, demo_token, demo_send, web_files]
+handlers: list[Any] = [demo_page, demo_token, demo_send, web_files]

@@ -56,11 +56,12 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     details = exc.extra or None
     # Litestar says 400 for both; we keep 400 for JSON that does not parse and answer 422
     # for JSON of the wrong shape, so a client can tell a broken body from a wrong one.
-    if status == 400 and str(exc.detail).startswith("JSON is malformed"):
-        code = "invalid_json"
-    elif isinstance(exc, ValidationException):
+    if isinstance(exc, ValidationException):
         status, code = 422, "validation_error"
         message = "the request does not match the schema"
+    elif status == 400 and not isinstance(exc, ApiError):
+        # Litestar's own 400s come from decoding the body: broken, truncated or out-of-range JSON.
+        code = "invalid_json"
     return Response(
         error_body(code, str(message), details),
         status_code=status,
@@ -70,6 +71,13 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, RecursionError):
+        # Only decoding absurdly deep JSON recurses this far; it is the client's body at fault.
+        return Response(
+            error_body("invalid_json", "JSON is nested too deeply"),
+            status_code=400,
+            media_type=MediaType.JSON,
+        )
     log.exception("unhandled error", exc_info=exc)
     return Response(
         error_body("internal", "internal error; the server log has the details"),

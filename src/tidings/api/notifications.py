@@ -77,7 +77,7 @@ async def answer_channels(runtime: Runtime, orders: list[SendOrder]) -> list[lis
 async def send(
     request: Request[Any, Any, Any], runtime: Runtime, data: SendRequest
 ) -> Response[SendAnswer]:
-    """Stored durably before the 202; delivery happens after. `Idempotency-Key` makes a retry safe."""
+    """Stored durably before the 202; delivery follows. `Idempotency-Key` makes retries safe."""
     principal = await runtime.auth.principal(request)
     require_scope(principal, Scope.SEND)
     order = to_order(data)

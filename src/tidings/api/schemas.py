@@ -33,7 +33,7 @@ class SendAnswer(Struct):
 
 class BatchRequest(Struct, forbid_unknown_fields=True):
     # Items are checked one by one so that one bad item does not reject the others.
-    notifications: Annotated[list[dict[str, Any]], Meta(min_length=1)]
+    notifications: Annotated[list[Any], Meta(min_length=1)]
 
 
 class BatchAnswer(Struct):

@@ -1,11 +1,11 @@
-"""Realtime: Server-Sent Events and WebSocket over the same event source, differing only in framing."""
+"""Realtime: Server-Sent Events and WebSocket over one event source; only the framing differs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import msgspec
@@ -17,6 +17,7 @@ from tidings.api.auth import require_user
 from tidings.api.errors import ApiError
 from tidings.domain.models import Scope
 from tidings.pipeline import in_app
+from tidings.pipeline.events import Event
 from tidings.pipeline.stream import Lagging, user_events
 from tidings.runtime import Runtime
 
@@ -33,7 +34,7 @@ def _last_event_id(connection: Request[Any, Any, Any] | WebSocket[Any, Any, Any]
 async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -> Response[Any]:
     """`Last-Event-ID` (header or ?last_event_id=) replays every newer item, then goes live."""
     require_user(await runtime.auth.principal(request), user_id, Scope.READ)
-    events = user_events(
+    events: AsyncGenerator[Event, None] = user_events(
         runtime.hub,
         runtime.store.inbox,
         user_id,
@@ -60,7 +61,8 @@ async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -
 
 @websocket("/v1/users/{user_id:str}/ws")
 async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -> None:
-    """Frames {"event", "data"}; the client may send {"action": "read", "id"} or {"action": "read_all"}."""
+    """Frames {"event", "data"}; the client may send {"action": "read", "id"} or
+    {"action": "read_all"}."""
     try:
         principal = await runtime.auth.principal(socket)
         require_user(principal, user_id, Scope.READ)
@@ -70,27 +72,32 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
         )
         return
     await socket.accept()
-    events = user_events(
+    events: AsyncGenerator[Event, None] = user_events(
         runtime.hub,
         runtime.store.inbox,
         user_id,
         last_event_id=_last_event_id(socket),
         heartbeat=runtime.settings.heartbeat_seconds,
     )
-    reader = asyncio.create_task(_read_actions(socket, runtime, user_id))
-    try:
+
+    async def send_events() -> None:
         async for event in events:
-            if reader.done():
-                break
             await socket.send_text(event.ws)
-    except Lagging:
-        await socket.close(code=4008, reason="too slow; reconnect with last_event_id")
+
+    # Whichever ends first ends the connection: the client leaving (reader) or the stream.
+    reader = asyncio.create_task(_read_actions(socket, runtime, user_id))
+    sender = asyncio.create_task(send_events())
+    try:
+        done, _ = await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+        if sender in done and isinstance(sender.exception(), Lagging):
+            await socket.close(code=4008, reason="too slow; reconnect with last_event_id")
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, sender):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await events.aclose()
 
 

@@ -86,8 +86,8 @@ async def add_device(request: Req, runtime: Runtime, user_id: str, data: DeviceB
     if await runtime.store.users.get(user_id) is None:
         raise not_found("user")
     if data.provider == "webpush":
-        sub = data.subscription or {}
-        keys = sub.get("keys") if isinstance(sub.get("keys"), dict) else {}
+        sub: dict[str, Any] = data.subscription or {}
+        keys: dict[str, Any] = sub["keys"] if isinstance(sub.get("keys"), dict) else {}
         if (
             not isinstance(sub.get("endpoint"), str)
             or not keys.get("p256dh")
@@ -143,7 +143,8 @@ async def put_preferences(
 ) -> PreferencesBody:
     require_user(await runtime.auth.principal(request), user_id, Scope.SEND)
     prefs = Preferences(
-        channels=dict(data.channels), categories={k: dict(v) for k, v in data.categories.items()}
+        channels={str(k): v for k, v in data.channels.items()},
+        categories={k: {str(c): on for c, on in v.items()} for k, v in data.categories.items()},
     )
     if not await runtime.store.users.set_preferences(user_id, prefs):
         raise not_found("user")

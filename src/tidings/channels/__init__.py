@@ -1,1 +1,1 @@
-"""Providers: one file per way of delivering a channel (smtp, webhook, fcm, apns, webpush, twilio)."""
+"""Providers: one file per way of delivering a channel (smtp, webhook, fcm, apns, webpush …)."""

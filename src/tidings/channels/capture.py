@@ -81,7 +81,7 @@ class CaptureProvider:
 
     # A built-in deadline (not asyncio.timeout at the call site) so the failure can say how many
     # messages did arrive, and a forgotten wrapper cannot hang a test.
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Message]:  # noqa: ASYNC109
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Message]:
         """Wait until `count` messages have been captured since the last clear(); return them all.
 
         Raises TimeoutError when they do not arrive in `timeout` seconds.

@@ -3,10 +3,10 @@ heartbeats. SSE and WebSocket both read this and differ only in framing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from tidings.pipeline.events import HEARTBEAT, Event
-from tidings.pipeline.realtime import Hub
+from tidings.pipeline.realtime import Connection, Hub
 from tidings.store.inbox import InboxStore
 
 REPLAY_LIMIT = 1000
@@ -16,30 +16,37 @@ class Lagging(Exception):
     """The client fell too far behind; it should reconnect with its Last-Event-ID."""
 
 
-async def user_events(
+def user_events(
     hub: Hub,
     inbox: InboxStore,
     user_id: str,
     *,
     last_event_id: str | None,
     heartbeat: float,
-) -> AsyncIterator[Event]:
-    # Subscribe before reading the replay, so nothing falls between the two; live events the
-    # replay already covered are dropped by id.
+) -> AsyncGenerator[Event, None]:
+    """Subscribe now (before the caller answers the handshake, so nothing published after it
+    is missed) and return the events; closing the generator unsubscribes."""
     connection = hub.connect(user_id)
+    return _events(hub, connection, inbox, last_event_id, heartbeat)
+
+
+async def _events(
+    hub: Hub, connection: Connection, inbox: InboxStore, last_event_id: str | None, heartbeat: float
+) -> AsyncGenerator[Event, None]:
+    # Live events the replay already covered are dropped by id.
     try:
         newest = last_event_id or ""
         if last_event_id:
-            missed = await inbox.after(user_id, last_event_id, REPLAY_LIMIT)
+            missed = await inbox.after(connection.user_id, last_event_id, REPLAY_LIMIT)
             for item in missed:
                 yield Event.notification(item)
             if missed:
                 newest = missed[-1].id
-            yield Event.inbox(await inbox.counts(user_id))
+            yield Event.inbox(await inbox.counts(connection.user_id))
         while True:
             event = await connection.next(heartbeat)
             if connection.lagging:
-                raise Lagging(user_id)
+                raise Lagging(connection.user_id)
             if event is None:
                 yield HEARTBEAT
                 continue

@@ -83,7 +83,7 @@ class MemoryQueue:
         queue: str,
         *,
         max_jobs: int = 1,
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> list[Job]:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")

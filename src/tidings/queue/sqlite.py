@@ -12,6 +12,7 @@ import aiosqlite
 import msgspec
 
 from tidings.queue.base import Job
+from tidings.sqlite_lock import write_lock
 
 PRIORITIES = (0, 1, 2)
 
@@ -76,10 +77,14 @@ class SqliteQueue:
         self.lease = lease
         self.idle_wake = idle_wake
         self._db: aiosqlite.Connection | None = None
-        # One connection, so transactions from concurrent tasks must not interleave on it.
-        self._lock = asyncio.Lock()
         self._wakers: dict[str, asyncio.Event] = {}
         self._closed = False
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        # One connection, so transactions from concurrent tasks must not interleave on it;
+        # the lock is the file's, shared with the Store's writer (see tidings.sqlite_lock).
+        return write_lock(self.path)
 
     async def open(self) -> None:
         """Connect and create the table; every other method calls this on first use."""
@@ -130,7 +135,7 @@ class SqliteQueue:
         queue: str,
         *,
         max_jobs: int = 1,
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> list[Job]:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")

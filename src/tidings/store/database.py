@@ -8,9 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tidings.optional import require
+from tidings.sqlite_lock import write_lock
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -65,7 +68,9 @@ class Database:
         self.url = url
         driver_url = sqlalchemy_url(url)
         self.dialect = "sqlite" if driver_url.startswith("sqlite") else "postgresql"
+        self.sqlite_path: str | None = None
         if self.dialect == "sqlite":
+            self.sqlite_path = driver_url.split(":///", 1)[1].split("?", 1)[0]
             self._writer = _sqlite_engine(driver_url, writer=True)
             self._reader = _sqlite_engine(driver_url, writer=False)
         else:
@@ -75,7 +80,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends without an exception."""
-        async with self._writer.begin() as conn:
+        if self.sqlite_path is None:
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        async with write_lock(self.sqlite_path), self._writer.begin() as conn:
             yield conn
 
     @asynccontextmanager
@@ -86,10 +95,8 @@ class Database:
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that understands ON CONFLICT on this dialect."""
         if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            return sqlite_insert(table)
+        return postgresql_insert(table)
 
     async def ping(self) -> None:
         async with self.read() as conn:

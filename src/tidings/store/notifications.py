@@ -260,7 +260,7 @@ class NotificationStore:
         return (_delivery(row), row.content) if row else None
 
     async def cancel(self, notification_id: str) -> int | None:
-        """Cancel what has not gone out (routing, pending deliveries); None: no such notification."""
+        """Cancel what has not gone out (routing, pending deliveries); None: no such one."""
         now = datetime.now(UTC)
         async with self.db.write() as conn:
             found = await conn.execute(

@@ -1,0 +1,1 @@
+"""Benchmarks: each scenario starts the real service and measures it from outside."""
