@@ -27,8 +27,6 @@ class Settings:
     log_level: str = "info"
     # The /demo page mints subscriber tokens for anyone: off unless asked for (make serve does).
     demo: bool = False
-    route_concurrency: int = 4
-    in_app_concurrency: int = 4
     smtp_url: str = ""
     email_from: str = ""
     twilio_auth_token: str = ""

@@ -23,6 +23,7 @@ from tidings.queue.registry import open_queue
 from tidings.store.store import Store
 
 log = logging.getLogger(__name__)
+BATCH = 200  # jobs per transaction, at most, for routing and in-app delivery
 
 
 class Runtime:
@@ -50,17 +51,14 @@ class Runtime:
         self.relay.start()
         if workers:
             self.workers = [
-                Worker(
-                    self.queue,
-                    ROUTE_QUEUE,
-                    self.router.handle,
-                    concurrency=self.settings.route_concurrency,
-                ),
+                # Two batches in flight: one being written while the next is read.
+                Worker(self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH),
                 Worker(
                     self.queue,
                     deliver_queue(Channel.IN_APP),
                     self.in_app.handle,
-                    concurrency=self.settings.in_app_concurrency,
+                    concurrency=2,
+                    batch=BATCH,
                 ),
             ]
             for worker in self.workers:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tidings.optional import MissingDependencyError, require
-from tidings.queue.base import Queue
+from tidings.queue.base import NewJob, Queue
 from tidings.queue.registry import open_queue
 
 QUEUE_URLS: dict[str, Callable[[Path], str]] = {
@@ -214,3 +214,10 @@ def test_an_unknown_queue_url_scheme_names_the_known_ones() -> None:
 def test_a_missing_optional_dependency_says_which_extra_to_install() -> None:
     with pytest.raises(MissingDependencyError, match=r"pip install 'tidings\[rabbitmq\]'"):
         require("tidings_test_no_such_package", extra="rabbitmq")
+
+
+async def test_put_many_puts_every_job_once(queue: Queue) -> None:
+    jobs = [NewJob("batch", {"n": n}, f"j{n}") for n in range(5)]
+    await queue.put_many([*jobs, jobs[0]])
+    taken = await queue.get("batch", max_jobs=10, timeout=1)
+    assert sorted(job.payload["n"] for job in taken) == [0, 1, 2, 3, 4]

@@ -14,6 +14,7 @@ from tidings.domain.ids import new_id
 from tidings.domain.models import (
     Channel,
     Delivery,
+    InboxCounts,
     InboxItem,
     Notification,
     NotificationStatus,
@@ -22,7 +23,7 @@ from tidings.domain.models import (
     User,
 )
 from tidings.store.migrate import upgrade
-from tidings.store.notifications import IdempotencyClaim, OutboxJob
+from tidings.store.notifications import IdempotencyClaim, OutboxJob, RoutingPlan
 from tidings.store.store import Store
 
 
@@ -84,12 +85,12 @@ async def _deliver(store: Store, user_id: str = "u1") -> InboxItem:
     n = _notification(user_id)
     await store.notifications.accept([(n, _job(n))])
     delivery = Delivery(id=new_id(), notification_id=n.id, user_id=user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing(n.id, [(delivery, {"title": "t"})], [])
+    assert await store.notifications.record_routing([RoutingPlan(n.id, [(delivery, {"t": 1})], [])])
     item = InboxItem(
         id=delivery.id, user_id=user_id, notification_id=n.id, category="news", title="t"
     )
-    created, _ = await store.inbox.deliver(item)
-    assert created
+    stored, _ = await store.inbox.deliver([item])
+    assert stored == [item]
     return item
 
 
@@ -132,9 +133,9 @@ async def test_routing_happens_once(store: Store):
     n = _notification()
     await store.notifications.accept([(n, _job(n))])
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing(n.id, [(d, {})], [])
+    assert await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])]) == [n.id]
     again = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert not await store.notifications.record_routing(n.id, [(again, {})], [])
+    assert await store.notifications.record_routing([RoutingPlan(n.id, [(again, {})], [])]) == []
     found = await store.notifications.get(n.id)
     assert found is not None
     assert found[0].status is NotificationStatus.ROUTED
@@ -146,15 +147,22 @@ async def test_cancel_before_routing_stops_routing(store: Store):
     await store.notifications.accept([(n, _job(n))])
     assert await store.notifications.cancel(n.id) == 0
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert not await store.notifications.record_routing(n.id, [(d, {})], [])
+    assert await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])]) == []
     assert await store.notifications.cancel("nope") is None
 
 
 async def test_delivering_twice_stores_one_item(store: Store):
     item = await _deliver(store)
-    created, counts = await store.inbox.deliver(item)
-    assert not created
-    assert (counts.unread_count, counts.unseen_count) == (1, 1)
+    stored, counts = await store.inbox.deliver([item])
+    assert stored == [] and counts == {}
+    assert await store.inbox.counts("u1") == InboxCounts(1, 1)
+
+
+async def test_a_batch_delivers_to_many_users_and_counts_each(store: Store):
+    for user in ("a", "b", "a"):
+        await _deliver(store, user)
+    assert await store.inbox.counts("a") == InboxCounts(2, 2)
+    assert await store.inbox.counts("b") == InboxCounts(1, 1)
 
 
 async def test_counts_follow_every_action_exactly(store: Store):

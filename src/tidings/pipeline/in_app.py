@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings.domain.models import DeliveryStatus, InboxItem
+from tidings.domain.models import Delivery, DeliveryStatus, InboxItem
 from tidings.pipeline.events import Event
 from tidings.pipeline.realtime import Hub
 from tidings.store.inbox import InboxAction
@@ -17,28 +17,37 @@ class InAppDelivery:
         self.store = store
         self.hub = hub
 
-    async def handle(self, payload: dict[str, Any]) -> None:
-        found = await self.store.notifications.delivery(payload["delivery_id"])
-        if found is None:
+    async def handle(self, payloads: list[dict[str, Any]]) -> None:
+        """Deliver a batch: one read, one write, then the events."""
+        found = await self.store.notifications.deliveries([p["delivery_id"] for p in payloads])
+        now = datetime.now(UTC)  # set here so each event shows what was stored
+        items = [
+            _item(delivery, content or {}, now)
+            for delivery, content in found
+            # Others were canceled, or delivered by an earlier run of this job.
+            if delivery.status is DeliveryStatus.PENDING
+        ]
+        if not items:
             return
-        delivery, content = found
-        if delivery.status is not DeliveryStatus.PENDING:
-            return  # canceled, or delivered by an earlier run of this job
-        content = content or {}
-        item = InboxItem(
-            id=delivery.id,
-            user_id=delivery.user_id,
-            notification_id=delivery.notification_id,
-            category=str(content.get("category", "")),
-            title=content.get("title"),
-            body=content.get("body"),
-            action_url=content.get("action_url"),
-            data=content.get("data") or {},
-            created_at=datetime.now(UTC),  # set here so the event shows what was stored
-        )
-        created, counts = await self.store.inbox.deliver(item)
-        if created:
-            await self.hub.publish(item.user_id, Event.notification(item), Event.inbox(counts))
+        stored, counts = await self.store.inbox.deliver(items)
+        for item in stored:
+            await self.hub.publish(item.user_id, Event.notification(item))
+        for user_id, user_counts in counts.items():
+            await self.hub.publish(user_id, Event.inbox(user_counts))
+
+
+def _item(delivery: Delivery, content: dict[str, Any], now: datetime) -> InboxItem:
+    return InboxItem(
+        id=delivery.id,
+        user_id=delivery.user_id,
+        notification_id=delivery.notification_id,
+        category=str(content.get("category", "")),
+        title=content.get("title"),
+        body=content.get("body"),
+        action_url=content.get("action_url"),
+        data=content.get("data") or {},
+        created_at=now,
+    )
 
 
 async def mark(

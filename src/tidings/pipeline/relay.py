@@ -7,7 +7,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from tidings.queue.base import Queue
+from tidings.queue.base import NewJob, Queue
 from tidings.store.notifications import NotificationStore
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,18 @@ class Relay:
         """Relay one batch; the number of jobs moved."""
         jobs = await self.notifications.take_outbox(self.batch)
         now = datetime.now(UTC)
-        for job in jobs:
-            due = job.available_at or now
-            await self.queue.put(
-                job.queue,
-                job.payload,
-                job_id=job.job_id,
-                priority=job.priority,
-                delay=max(0.0, (due - now).total_seconds()),
-            )
+        await self.queue.put_many(
+            [
+                NewJob(
+                    job.queue,
+                    job.payload,
+                    job.job_id,
+                    job.priority,
+                    max(0.0, ((job.available_at or now) - now).total_seconds()),
+                )
+                for job in jobs
+            ]
+        )
         if jobs:
             # Forgotten only once queued: a crash before this line queues them again, and the
             # queue keeps one job per id.

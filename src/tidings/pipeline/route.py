@@ -10,6 +10,7 @@ from tidings.domain.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    Device,
     Notification,
     NotificationStatus,
     Preferences,
@@ -18,7 +19,7 @@ from tidings.domain.models import (
 from tidings.domain.preferences import decide_channels
 from tidings.domain.templates import TemplateRenderError, render_content
 from tidings.pipeline.relay import Relay
-from tidings.store.notifications import OutboxJob
+from tidings.store.notifications import OutboxJob, RoutingPlan
 from tidings.store.store import Store
 
 
@@ -38,47 +39,55 @@ class Router:
         self.store = store
         self.relay = relay
 
-    async def handle(self, payload: dict[str, Any]) -> None:
-        found = await self.store.notifications.get(payload["notification_id"])
-        if found is None:
-            return  # erased with its user
-        notification, _ = found
-        if notification.status is not NotificationStatus.ACCEPTED:
-            return  # canceled, or routed already by an earlier run of this job
-        profiles, devices = await self.store.users.profiles([notification.user_id])
-        user, prefs = profiles.get(
-            notification.user_id, (User(notification.user_id), Preferences())
-        )
-        decisions = decide_channels(
-            requested=notification.channels,
-            category=notification.category,
-            critical=False,
-            user=user,
-            devices=devices[notification.user_id],
-            prefs=prefs,
-        )
-        new_deliveries: list[tuple[Delivery, dict[str, Any] | None]] = []
-        jobs = []
-        for decision in decisions:
-            delivery = Delivery(
-                id=new_id(),
-                notification_id=notification.id,
-                user_id=notification.user_id,
-                channel=decision.channel,
-                status=DeliveryStatus.PENDING if decision.deliver else DeliveryStatus.SUPPRESSED,
-                last_error=decision.suppressed_reason,
+    async def handle(self, payloads: list[dict[str, Any]]) -> None:
+        """Route a batch of notifications: three reads and one write, whatever its size."""
+        found = await self.store.notifications.get_many([p["notification_id"] for p in payloads])
+        # Canceled or routed already (by an earlier run of this job), or erased: nothing to do.
+        pending = [n for n in found if n.status is NotificationStatus.ACCEPTED]
+        if not pending:
+            return
+        profiles, devices = await self.store.users.profiles(sorted({n.user_id for n in pending}))
+        plans = []
+        for notification in pending:
+            user, prefs = profiles.get(
+                notification.user_id, (User(notification.user_id), Preferences())
             )
-            if not decision.deliver:
-                new_deliveries.append((delivery, None))
-                continue
+            plans.append(plan(notification, user, prefs, devices[notification.user_id]))
+        if await self.store.notifications.record_routing(plans):
+            self.relay.wake()
+
+
+def plan(
+    notification: Notification, user: User, prefs: Preferences, devices: list[Device]
+) -> RoutingPlan:
+    """One delivery per channel the notification concerns, and the jobs for those to send."""
+    decisions = decide_channels(
+        requested=notification.channels,
+        category=notification.category,
+        critical=False,
+        user=user,
+        devices=devices,
+        prefs=prefs,
+    )
+    result = RoutingPlan(notification.id, [], [])
+    for decision in decisions:
+        delivery = Delivery(
+            id=new_id(),
+            notification_id=notification.id,
+            user_id=notification.user_id,
+            channel=decision.channel,
+            status=DeliveryStatus.PENDING if decision.deliver else DeliveryStatus.SUPPRESSED,
+            last_error=decision.suppressed_reason,
+        )
+        content = None
+        if decision.deliver:
             try:
                 content = channel_content(notification, decision.channel)
             except TemplateRenderError as exc:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"render: {exc}"
-                new_deliveries.append((delivery, None))
-                continue
-            new_deliveries.append((delivery, content))
-            jobs.append(
+        result.deliveries.append((delivery, content))
+        if delivery.status is DeliveryStatus.PENDING:
+            result.jobs.append(
                 OutboxJob(
                     queue=deliver_queue(decision.channel),
                     job_id=f"deliver:{delivery.id}",
@@ -86,5 +95,4 @@ class Router:
                     priority=notification.priority.rank,
                 )
             )
-        if await self.store.notifications.record_routing(notification.id, new_deliveries, jobs):
-            self.relay.wake()
+    return result

@@ -1,4 +1,4 @@
-"""The worker loop: take jobs from one queue, run a handler on each, ack or give back."""
+"""The worker loop: take batches of jobs from one queue, run a handler, ack or give back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tidings.queue.base import Job, Queue
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 def infrastructure_backoff(attempts: int) -> float:
@@ -21,14 +21,20 @@ def infrastructure_backoff(attempts: int) -> float:
 
 
 class Worker:
-    """`concurrency` jobs of one queue at a time. A job is acked only after its handler
-    returned, so a crash mid-job hands it out again (handlers are idempotent)."""
+    """Up to `concurrency` batches of at most `batch` jobs of one queue at a time.
 
-    def __init__(self, queue: Queue, name: str, handler: Handler, *, concurrency: int) -> None:
+    A batch is acked only after its handler returned, so a crash mid-batch hands its jobs out
+    again; handlers are idempotent. Under load batches fill up and one transaction serves
+    many jobs; when idle each job goes alone, at once.
+    """
+
+    def __init__(
+        self, queue: Queue, name: str, handler: Handler, *, concurrency: int = 1, batch: int = 1
+    ) -> None:
         self.queue = queue
         self.name = name
         self.handler = handler
-        self.concurrency = concurrency
+        self.batch = batch
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
@@ -50,37 +56,37 @@ class Worker:
     async def _loop(self) -> None:
         while True:
             await self._slots.acquire()
-            free = 1
-            while free < self.concurrency and not self._slots.locked():
-                await self._slots.acquire()
-                free += 1
             try:
-                jobs = await self.queue.get(self.name, max_jobs=free)
+                jobs = await self.queue.get(self.name, max_jobs=self.batch)
             except asyncio.CancelledError:
+                self._slots.release()
                 raise
             except Exception:
                 log.exception("queue %s unavailable; retrying in 1 s", self.name)
-                jobs = []
-                await asyncio.sleep(1)
-            for _ in range(free - len(jobs)):
                 self._slots.release()
-            for job in jobs:
-                task = asyncio.create_task(self._run(job))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                await asyncio.sleep(1)
+                continue
+            if not jobs:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._run(jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, jobs: list[Job]) -> None:
         try:
-            await self.handler(job.payload)
+            await self.handler([job.payload for job in jobs])
         except Exception:
-            delay = infrastructure_backoff(job.attempts)
-            log.exception("job %s on %s failed; retrying in %.0f s", job.id, self.name, delay)
-            with contextlib.suppress(Exception):
-                await self.queue.retry(job, delay=delay)
+            log.exception("a batch of %d jobs on %s failed; retrying", len(jobs), self.name)
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    await self.queue.retry(job, delay=infrastructure_backoff(job.attempts))
         else:
             try:
-                await self.queue.ack([job])
+                await self.queue.ack(jobs)
             except Exception:
-                log.exception("could not ack job %s on %s; it will run again", job.id, self.name)
+                log.exception(
+                    "could not ack %d jobs on %s; they will run again", len(jobs), self.name
+                )
         finally:
             self._slots.release()

@@ -18,6 +18,17 @@ class Job:
     receipt: Any = field(default=None, repr=False)  # backend's handle for ack/retry
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to put, for `put_many`."""
+
+    queue: str
+    payload: dict[str, Any]
+    job_id: str
+    priority: int = 1
+    delay: float = 0.0
+
+
 class Queue(Protocol):
     """At-least-once job queue with priorities, delays and expiring leases.
 
@@ -35,6 +46,10 @@ class Queue(Protocol):
         priority: int = 1,
         delay: float = 0.0,
     ) -> None: ...
+
+    async def put_many(self, jobs: list[NewJob]) -> None:
+        """Put several jobs at once (one transaction where the backend has them)."""
+        ...
 
     async def get(
         self, queue: str, *, max_jobs: int = 1, timeout: float | None = None

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from tidings.queue.base import Job
+from tidings.queue.base import Job, NewJob
 
 PRIORITIES = (0, 1, 2)
 
@@ -101,6 +101,12 @@ class MemoryQueue:
             if deadline is not None:
                 sleep = deadline - now if sleep is None else min(sleep, deadline - now)
             await _wait(lane.wake, sleep)
+
+    async def put_many(self, jobs: list[NewJob]) -> None:
+        for job in jobs:
+            await self.put(
+                job.queue, job.payload, job_id=job.job_id, priority=job.priority, delay=job.delay
+            )
 
     async def ack(self, jobs: list[Job]) -> None:
         for job in jobs:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import aiosqlite
 import msgspec
 
-from tidings.queue.base import Job
-from tidings.sqlite_lock import write_lock
+from tidings.queue.base import Job, NewJob
+from tidings.sqlite_thread import in_writer
 
 PRIORITIES = (0, 1, 2)
+T = TypeVar("T")
 
 # `available_at` is when a job may next be handed out: after its delay, or, while it is
 # leased, when the lease runs out. Folding the lease into it makes "due" a single range
@@ -34,6 +36,11 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
 );
 CREATE INDEX IF NOT EXISTS queue_jobs_due ON queue_jobs (queue, priority, available_at);
 """
+
+_INSERT = (
+    "INSERT INTO queue_jobs (queue, id, payload, priority, available_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue, id) DO NOTHING"
+)
 
 # One query per priority keeps each an index range scan: a flood of delayed low-priority
 # jobs is never walked through to find a due high-priority one.
@@ -76,20 +83,19 @@ class SqliteQueue:
         self.path = os.fspath(path)
         self.lease = lease
         self.idle_wake = idle_wake
-        self._db: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # used only on the file's writer thread
         self._wakers: dict[str, asyncio.Event] = {}
         self._closed = False
 
-    @property
-    def _lock(self) -> asyncio.Lock:
-        # One connection, so transactions from concurrent tasks must not interleave on it;
-        # the lock is the file's, shared with the Store's writer (see tidings.sqlite_lock).
-        return write_lock(self.path)
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the file's writer thread (see tidings.sqlite_thread), in one hop."""
+        if self._closed:
+            raise RuntimeError("SqliteQueue is closed")
+        return await in_writer(self.path, lambda: work(self._connect()))
 
     async def open(self) -> None:
-        """Connect and create the table; every other method calls this on first use."""
-        async with self._lock:
-            await self._connect()
+        """Connect and create the table; every other method does this on first use."""
+        await self._run(lambda db: None)
 
     async def recover(self) -> int:
         """Hand out again, now, every job a previous process took and never finished.
@@ -97,14 +103,16 @@ class SqliteQueue:
         Only for a process that is the file's sole user (`tidings serve`): after a crash it
         need not wait out the dead run's leases. Returns how many jobs came back.
         """
-        async with self._lock:
-            db = await self._connect()
-            cursor = await db.execute(
-                "UPDATE queue_jobs SET available_at = ?, lease_until = NULL, lease_id = NULL"
-                " WHERE lease_id IS NOT NULL",
-                (time.time(),),
+        now = time.time()
+        return await self._run(
+            lambda db: (
+                db.execute(
+                    "UPDATE queue_jobs SET available_at = ?, lease_until = NULL, lease_id = NULL"
+                    " WHERE lease_id IS NOT NULL",
+                    (now,),
+                ).rowcount
             )
-            return cursor.rowcount
+        )
 
     async def put(
         self,
@@ -115,18 +123,21 @@ class SqliteQueue:
         priority: int = 1,
         delay: float = 0.0,
     ) -> None:
-        if priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
-        body = msgspec.json.encode(payload).decode()
+        await self.put_many([NewJob(queue, payload, job_id, priority, delay)])
+
+    async def put_many(self, jobs: list[NewJob]) -> None:
+        if not jobs:
+            return
         now = time.time()
-        async with self._lock:
-            db = await self._connect()
-            await db.execute(
-                "INSERT INTO queue_jobs (queue, id, payload, priority, available_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue, id) DO NOTHING",
-                (queue, job_id, body, priority, now + max(0.0, delay), now),
-            )
-        self._wake(queue)
+        rows = []
+        for job in jobs:
+            if job.priority not in PRIORITIES:
+                raise ValueError(f"priority must be one of {PRIORITIES}, not {job.priority!r}")
+            body = msgspec.json.encode(job.payload).decode()
+            rows.append((job.queue, job.job_id, body, job.priority, now + max(0.0, job.delay), now))
+        await self._run(lambda db: _transaction(db, _INSERT, rows))
+        for queue in {job.queue for job in jobs}:
+            self._wake(queue)
 
     # `timeout` is part of the Queue protocol: it bounds the wait for a job and ends in [],
     # which a caller-side asyncio.timeout could only express as an exception.
@@ -142,12 +153,13 @@ class SqliteQueue:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
+            if self._closed:
+                return []
             # Taken before looking, so a put that lands while we query still wakes us.
             wake = self._wakers.setdefault(queue, asyncio.Event())
-            # Shielded: if our caller is cancelled mid-claim the transaction still finishes
-            # rather than leaving the shared connection inside an open BEGIN. Jobs claimed
-            # for a cancelled caller come back when their lease runs out.
-            jobs, next_due = await asyncio.shield(self._claim(queue, max_jobs))
+            # The claim runs to its end on the writer thread even if our caller is cancelled;
+            # jobs claimed for a cancelled caller come back when their lease runs out.
+            jobs, next_due = await self._run(lambda db: self._claim(db, queue, max_jobs))
             if jobs or self._closed:
                 return jobs
             now = loop.time()
@@ -165,126 +177,120 @@ class SqliteQueue:
     async def ack(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        async with self._lock:
-            db = await self._connect()
-            # The lease id must match: after a lease expired and another worker took the job,
-            # a late ack from the first one must not remove it from under the new holder.
-            await self._transaction(
-                db,
-                "DELETE FROM queue_jobs WHERE queue = ? AND id = ? AND lease_id = ?",
-                [(job.queue, job.id, job.receipt) for job in jobs],
+        # The lease id must match: after a lease expired and another worker took the job,
+        # a late ack from the first one must not remove it from under the new holder.
+        rows = [(job.queue, job.id, job.receipt) for job in jobs]
+        await self._run(
+            lambda db: _transaction(
+                db, "DELETE FROM queue_jobs WHERE queue = ? AND id = ? AND lease_id = ?", rows
             )
+        )
 
     async def retry(self, job: Job, *, delay: float) -> None:
-        async with self._lock:
-            db = await self._connect()
-            await db.execute(
+        row = (time.time() + max(0.0, delay), job.queue, job.id, job.receipt)
+        await self._run(
+            lambda db: db.execute(
                 "UPDATE queue_jobs SET available_at = ?, lease_until = NULL, lease_id = NULL,"
                 " attempts = attempts + 1 WHERE queue = ? AND id = ? AND lease_id = ?",
-                (time.time() + max(0.0, delay), job.queue, job.id, job.receipt),
+                row,
             )
+        )
         self._wake(job.queue)
 
     async def ping(self) -> None:
-        async with self._lock:
-            db = await self._connect()
-            async with db.execute("SELECT 1") as cursor:
-                await cursor.fetchone()
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
         for queue in list(self._wakers):
             self._wake(queue)
-        async with self._lock:
-            if self._db is not None:
-                await self._db.close()
-                self._db = None
+        await in_writer(self.path, self._disconnect)
 
     async def stats(self) -> dict[str, dict[str, int]]:
         """Jobs per queue: ready (due now), delayed (due later) and leased (taken, not acked)."""
-        async with self._lock:
-            db = await self._connect()
-            async with db.execute(_STATS, {"now": time.time()}) as cursor:
-                rows = await cursor.fetchall()
+        now = time.time()
+        rows = await self._run(lambda db: db.execute(_STATS, {"now": now}).fetchall())
         return {
             queue: {"ready": ready, "delayed": delayed, "leased": leased}
             for queue, ready, delayed, leased in rows
         }
 
-    async def _connect(self) -> aiosqlite.Connection:
-        if self._closed:
-            raise RuntimeError("SqliteQueue is closed")
+    def _disconnect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
-                await db.execute("PRAGMA busy_timeout = 30000")
-                await db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA busy_timeout = 30000")
+                db.execute("PRAGMA journal_mode = WAL")
                 # FULL, not NORMAL: a job acknowledged by put() must survive power loss too.
-                await db.execute("PRAGMA synchronous = FULL")
-                await db.executescript(_SCHEMA)
+                db.execute("PRAGMA synchronous = FULL")
+                db.executescript(_SCHEMA)
             except BaseException:
-                await db.close()
+                db.close()
                 raise
             self._db = db
         return self._db
 
-    async def _claim(self, queue: str, max_jobs: int) -> tuple[list[Job], float | None]:
+    def _claim(
+        self, db: sqlite3.Connection, queue: str, max_jobs: int
+    ) -> tuple[list[Job], float | None]:
         """Lease up to `max_jobs` due jobs; when there are none, also say when the next is due."""
-        async with self._lock:
-            db = await self._connect()
-            now = time.time()
-            lease_until = now + self.lease
-            jobs: list[Job] = []
-            # IMMEDIATE takes the write lock before reading, so two processes never claim the
-            # same job, and a reader is never upgraded into SQLITE_BUSY mid-transaction.
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                leases: list[tuple[float, float, str, int, int]] = []
-                for priority in PRIORITIES:
-                    params = (queue, priority, now, max_jobs - len(jobs))
-                    async with db.execute(_DUE, params) as cursor:
-                        rows = list(await cursor.fetchall())
-                    for rowid, job_id, payload, prio, attempts, old_lease in rows:
-                        lease_id = uuid.uuid4().hex
-                        # A job still carrying a lease id was taken and never given back.
-                        again = int(old_lease is not None)
-                        leases.append((lease_until, lease_until, lease_id, again, rowid))
-                        body = msgspec.json.decode(payload)
-                        jobs.append(Job(job_id, queue, body, prio, attempts + again, lease_id))
-                    if len(jobs) >= max_jobs:
-                        break
-                await db.executemany(
-                    "UPDATE queue_jobs SET available_at = ?, lease_until = ?,"
-                    " lease_id = ?, attempts = attempts + ? WHERE rowid = ?",
-                    leases,
-                )
-                next_due = None
-                if not jobs:
-                    async with db.execute(_NEXT_DUE, {"queue": queue}) as cur:
-                        times = [t for (t,) in await cur.fetchall() if t is not None]
-                    next_due = min(times, default=None)
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            return jobs, next_due
-
-    @staticmethod
-    async def _transaction(db: aiosqlite.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        # One commit (one fsync under synchronous=FULL) for the whole batch.
-        await db.execute("BEGIN IMMEDIATE")
+        now = time.time()
+        lease_until = now + self.lease
+        jobs: list[Job] = []
+        # IMMEDIATE takes the write lock before reading, so two processes never claim the
+        # same job, and a reader is never upgraded into SQLITE_BUSY mid-transaction.
+        db.execute("BEGIN IMMEDIATE")
         try:
-            await db.executemany(sql, rows)
-            await db.execute("COMMIT")
+            leases: list[tuple[float, float, str, int, int]] = []
+            for priority in PRIORITIES:
+                params = (queue, priority, now, max_jobs - len(jobs))
+                for rowid, job_id, payload, prio, attempts, old_lease in db.execute(_DUE, params):
+                    lease_id = uuid.uuid4().hex
+                    # A job still carrying a lease id was taken and never given back.
+                    again = int(old_lease is not None)
+                    leases.append((lease_until, lease_until, lease_id, again, rowid))
+                    body = msgspec.json.decode(payload)
+                    jobs.append(Job(job_id, queue, body, prio, attempts + again, lease_id))
+                if len(jobs) >= max_jobs:
+                    break
+            db.executemany(
+                "UPDATE queue_jobs SET available_at = ?, lease_until = ?,"
+                " lease_id = ?, attempts = attempts + ? WHERE rowid = ?",
+                leases,
+            )
+            next_due = None
+            if not jobs:
+                times = [t for (t,) in db.execute(_NEXT_DUE, {"queue": queue}) if t is not None]
+                next_due = min(times, default=None)
+            db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
+        return jobs, next_due
 
     def _wake(self, queue: str) -> None:
         # Every waiter holds the current event; replacing it lets each wake once and re-check.
         event = self._wakers.pop(queue, None)
         if event is not None:
             event.set()
+
+
+def _transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    # One commit (one fsync under synchronous=FULL) for the whole batch.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(sql, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

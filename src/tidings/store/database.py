@@ -1,30 +1,38 @@
-"""Engines for one database URL: SQLite (one serialised writer, WAL readers) or PostgreSQL."""
+"""Transactions on one database URL: SQLite (a writer thread, reads inline) or PostgreSQL.
+
+Store code is written once, as plain functions of a synchronous SQLAlchemy `Connection`;
+`Database.write(work)` and `read(work)` run such a function inside a transaction, the way
+each engine does best.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from tidings.optional import require
-from tidings.sqlite_lock import write_lock
+from tidings.sqlite_thread import in_writer
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
 
 
-def sqlalchemy_url(url: str) -> str:
-    """Map a Tidings database URL to the async driver SQLAlchemy should use."""
+def sqlalchemy_url(url: str, *, asynchronous: bool = True) -> str:
+    """Map a Tidings database URL to the driver SQLAlchemy should use."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(
             f"database URL {url!r} has no scheme; use sqlite:///path or postgresql://…"
         )
     if scheme == "sqlite":
-        return f"sqlite+aiosqlite://{rest}"
+        return f"sqlite+aiosqlite://{rest}" if asynchronous else f"sqlite://{rest}"
     if scheme in ("postgresql", "postgres"):
         require("asyncpg", extra="postgres")
         return f"postgresql+asyncpg://{rest}"
@@ -33,32 +41,47 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:// or postgresql://")
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
-    # A single pooled writer connection serialises writes inside the process, so SQLite never
-    # answers "database is locked" to ourselves; readers run beside it under WAL.
-    engine = create_async_engine(
+def sqlite_file(url: str) -> str:
+    """The file path in sqlite:///relative.db or sqlite:////absolute.db."""
+    path = url.split("://", 1)[1].removeprefix("/").split("?", 1)[0]
+    if not path or path == ":memory:":
+        raise ValueError(
+            "SQLite needs a file (sqlite:///path/to.db): the queue and the store share it"
+        )
+    return path
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
+    engine = sa.create_engine(
         url,
-        pool_size=1 if writer else 4,
+        poolclass=QueuePool,
+        pool_size=1 if writer else 2,
         max_overflow=0,
-        connect_args={"timeout": 30},
+        connect_args={"timeout": 30, "check_same_thread": False},
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",  # a 202 survives power loss, not only kill -9
+            "busy_timeout=30000",  # other processes (the CLI) wait their turn
+            "foreign_keys=ON",
+        ):
+            dbapi_connection.execute(f"PRAGMA {pragma}")
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock later.
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def _in_transaction(engine: sa.Engine, work: Work[T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)
 
 
 class Database:
@@ -66,31 +89,30 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        driver_url = sqlalchemy_url(url)
-        self.dialect = "sqlite" if driver_url.startswith("sqlite") else "postgresql"
-        self.sqlite_path: str | None = None
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        self._async: AsyncEngine | None = None
         if self.dialect == "sqlite":
-            self.sqlite_path = driver_url.split(":///", 1)[1].split("?", 1)[0]
-            self._writer = _sqlite_engine(driver_url, writer=True)
-            self._reader = _sqlite_engine(driver_url, writer=False)
+            self.path = sqlite_file(url)
+            sync_url = sqlalchemy_url(url, asynchronous=False)
+            self._writer = _sqlite_engine(sync_url, writer=True)
+            # WAL readers never wait for the writer, and a read is a few µs: cheaper inline
+            # on the event loop than a hop to a thread.
+            self._reader = _sqlite_engine(sync_url, writer=False)
         else:
-            self._writer = create_async_engine(driver_url, pool_size=10, max_overflow=10)
-            self._reader = self._writer
+            self._async = create_async_engine(sqlalchemy_url(url), pool_size=10, max_overflow=10)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits when the block ends without an exception."""
-        if self.sqlite_path is None:
-            async with self._writer.begin() as conn:
-                yield conn
-            return
-        async with write_lock(self.sqlite_path), self._writer.begin() as conn:
-            yield conn
+    async def write(self, work: Work[T]) -> T:
+        """Run `work` in a transaction that commits when it returns."""
+        if self._async is not None:
+            async with self._async.begin() as conn:
+                return await conn.run_sync(work)
+        return await in_writer(self.path, lambda: _in_transaction(self._writer, work))
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.begin() as conn:
-            yield conn
+    async def read(self, work: Work[T]) -> T:
+        if self._async is not None:
+            async with self._async.connect() as conn:
+                return await conn.run_sync(work)
+        return _in_transaction(self._reader, work)
 
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that understands ON CONFLICT on this dialect."""
@@ -99,10 +121,11 @@ class Database:
         return postgresql_insert(table)
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
     async def close(self) -> None:
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()
+        if self._async is not None:
+            await self._async.dispose()
+        else:
+            await in_writer(self.path, self._writer.dispose)
+            self._reader.dispose()

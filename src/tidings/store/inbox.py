@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from tidings.domain.models import DeliveryStatus, InboxCounts, InboxItem
 from tidings.store.database import Database
@@ -33,10 +35,22 @@ def _item(row: Any) -> InboxItem:
     )
 
 
-async def _counts(conn: AsyncConnection, user_id: str) -> InboxCounts:
-    row = (
-        await conn.execute(sa.select(inbox_counters).where(inbox_counters.c.user_id == user_id))
-    ).first()
+def _item_row(item: InboxItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "user_id": item.user_id,
+        "notification_id": item.notification_id,
+        "category": item.category,
+        "title": item.title,
+        "body": item.body,
+        "action_url": item.action_url,
+        "data": item.data,
+        "created_at": item.created_at,
+    }
+
+
+def _counts(conn: Connection, user_id: str) -> InboxCounts:
+    row = conn.execute(sa.select(inbox_counters).where(inbox_counters.c.user_id == user_id)).first()
     return InboxCounts(row.unread_count, row.unseen_count) if row else InboxCounts()
 
 
@@ -44,10 +58,10 @@ class InboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def _bump(self, conn: AsyncConnection, user_id: str, unread: int, unseen: int) -> None:
+    def _bump(self, conn: Connection, user_id: str, unread: int, unseen: int) -> None:
         if not unread and not unseen:
             return
-        await conn.execute(
+        conn.execute(
             self.db.insert(inbox_counters)
             .values(user_id=user_id, unread_count=max(unread, 0), unseen_count=max(unseen, 0))
             .on_conflict_do_update(
@@ -59,40 +73,45 @@ class InboxStore:
             )
         )
 
-    async def deliver(self, item: InboxItem) -> tuple[bool, InboxCounts]:
-        """Store the item made by in_app delivery `item.id`, once; False when it was already there
-        or the delivery is no longer pending (canceled)."""
+    async def deliver(
+        self, items: Sequence[InboxItem]
+    ) -> tuple[list[InboxItem], dict[str, InboxCounts]]:
+        """Store the items made by in_app deliveries (an item's id is its delivery's), in one
+        transaction. Returns the items stored now, leaving out those stored before or whose
+        delivery is no longer pending (canceled), and the new counts of their users."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            pending = await conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.id == item.id, deliveries.c.status == DeliveryStatus.PENDING.value
+
+        def work(conn: Connection) -> tuple[list[InboxItem], dict[str, InboxCounts]]:
+            stored: list[InboxItem] = []
+            for item in items:
+                claim = (
+                    deliveries.update()
+                    .where(
+                        deliveries.c.id == item.id,
+                        deliveries.c.status == DeliveryStatus.PENDING.value,
+                    )
+                    .values(
+                        status=DeliveryStatus.DELIVERED.value,
+                        attempts=deliveries.c.attempts + 1,
+                        provider="inbox",
+                        updated_at=now,
+                    )
                 )
-                .values(
-                    status=DeliveryStatus.DELIVERED.value,
-                    attempts=deliveries.c.attempts + 1,
-                    provider="inbox",
-                    updated_at=now,
-                )
+                if conn.execute(claim).rowcount:
+                    item.created_at = item.created_at or now
+                    stored.append(item)
+            if not stored:
+                return [], {}
+            conn.execute(inbox_items.insert(), [_item_row(i) for i in stored])
+            per_user = Counter(i.user_id for i in stored)
+            for user_id, added in per_user.items():
+                self._bump(conn, user_id, added, added)
+            rows = conn.execute(
+                sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
             )
-            if not pending.rowcount:
-                return False, await _counts(conn, item.user_id)
-            await conn.execute(
-                inbox_items.insert().values(
-                    id=item.id,
-                    user_id=item.user_id,
-                    notification_id=item.notification_id,
-                    category=item.category,
-                    title=item.title,
-                    body=item.body,
-                    action_url=item.action_url,
-                    data=item.data,
-                    created_at=item.created_at or now,
-                )
-            )
-            await self._bump(conn, item.user_id, 1, 1)
-            return True, await _counts(conn, item.user_id)
+            return stored, {r.user_id: InboxCounts(r.unread_count, r.unseen_count) for r in rows}
+
+        return await self.db.write(work)
 
     async def page(
         self,
@@ -113,60 +132,59 @@ class InboxStore:
             query = query.where(inbox_items.c.read_at.is_not(None))
         archived_col = inbox_items.c.archived_at
         query = query.where(archived_col.is_not(None) if archived else archived_col.is_(None))
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(inbox_items.c.id.desc()).limit(limit))).all()
-            counts = await _counts(conn, user_id)
-        return [_item(r) for r in rows], counts
+        query = query.order_by(inbox_items.c.id.desc()).limit(limit)
+
+        def work(conn: Connection) -> tuple[list[InboxItem], InboxCounts]:
+            items = [_item(r) for r in conn.execute(query).all()]
+            return items, _counts(conn, user_id)
+
+        return await self.db.read(work)
 
     async def after(self, user_id: str, last_id: str, limit: int = 1000) -> list[InboxItem]:
         """Items newer than `last_id`, oldest first: what a reconnecting client missed."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(inbox_items)
-                    .where(inbox_items.c.user_id == user_id, inbox_items.c.id > last_id)
-                    .order_by(inbox_items.c.id)
-                    .limit(limit)
-                )
-            ).all()
-        return [_item(r) for r in rows]
+        query = (
+            sa.select(inbox_items)
+            .where(inbox_items.c.user_id == user_id, inbox_items.c.id > last_id)
+            .order_by(inbox_items.c.id)
+            .limit(limit)
+        )
+        return [_item(r) for r in await self.db.read(lambda conn: conn.execute(query).all())]
 
     async def counts(self, user_id: str) -> InboxCounts:
-        async with self.db.read() as conn:
-            return await _counts(conn, user_id)
+        return await self.db.read(lambda conn: _counts(conn, user_id))
 
     async def mark(
         self, user_id: str, item_id: str, action: InboxAction
     ) -> tuple[InboxItem, InboxCounts, bool] | None:
         """Apply `action`; returns the item, the counts, and whether anything changed."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(inbox_items).where(
-                        inbox_items.c.user_id == user_id, inbox_items.c.id == item_id
-                    )
-                )
-            ).first()
+        query = sa.select(inbox_items).where(
+            inbox_items.c.user_id == user_id, inbox_items.c.id == item_id
+        )
+
+        def work(conn: Connection) -> tuple[InboxItem, InboxCounts, bool] | None:
+            row = conn.execute(query).first()
             if row is None:
                 return None
             item = _item(row)
             changes, unread, unseen = _transition(item, action, now)
             if changes:
-                await conn.execute(
+                conn.execute(
                     inbox_items.update().where(inbox_items.c.id == item_id).values(**changes)
                 )
                 for name, value in changes.items():
                     setattr(item, name, value)
-                await self._bump(conn, user_id, unread, unseen)
+                self._bump(conn, user_id, unread, unseen)
                 if "read_at" in changes:
                     status = DeliveryStatus.READ if item.read_at else DeliveryStatus.DELIVERED
-                    await conn.execute(
+                    conn.execute(
                         deliveries.update()
                         .where(deliveries.c.id == item_id)
                         .values(status=status.value, updated_at=now)
                     )
-            return item, await _counts(conn, user_id), bool(changes)
+            return item, _counts(conn, user_id), bool(changes)
+
+        return await self.db.write(work)
 
     async def read_all(self, user_id: str) -> tuple[int, InboxCounts]:
         now = datetime.now(UTC)
@@ -175,25 +193,28 @@ class InboxStore:
             inbox_items.c.read_at.is_(None),
             inbox_items.c.archived_at.is_(None),
         )
-        async with self.db.write() as conn:
-            ids = sa.select(inbox_items.c.id).where(unread).scalar_subquery()
-            await conn.execute(
+        ids = sa.select(inbox_items.c.id).where(unread).scalar_subquery()
+
+        def work(conn: Connection) -> tuple[int, InboxCounts]:
+            conn.execute(
                 deliveries.update()
                 .where(deliveries.c.id.in_(ids))
                 .values(status=DeliveryStatus.READ.value, updated_at=now)
             )
-            await conn.execute(
+            conn.execute(
                 inbox_items.update()
                 .where(unread, inbox_items.c.seen_at.is_(None))
                 .values(seen_at=now)
             )
-            result = await conn.execute(inbox_items.update().where(unread).values(read_at=now))
-            await conn.execute(
+            result = conn.execute(inbox_items.update().where(unread).values(read_at=now))
+            conn.execute(
                 inbox_counters.update()
                 .where(inbox_counters.c.user_id == user_id)
                 .values(unread_count=0, unseen_count=0)
             )
-            return int(result.rowcount or 0), await _counts(conn, user_id)
+            return int(result.rowcount or 0), _counts(conn, user_id)
+
+        return await self.db.write(work)
 
 
 def _transition(

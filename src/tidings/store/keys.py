@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from tidings.domain.ids import new_id
 from tidings.domain.models import ApiKey, Scope
@@ -39,60 +40,50 @@ class KeyStore:
         """A new key and its raw `tk_…` value, which is shown once and never stored."""
         raw = "tk_" + secrets.token_urlsafe(32)
         key = ApiKey(id=new_id(), name=name, scope=scope, created_at=datetime.now(UTC))
-        async with self.db.write() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    id=key.id,
-                    name=name,
-                    scope=scope.value,
-                    key_hash=hash_key(raw),
-                    created_at=key.created_at,
-                )
-            )
+        row = {
+            "id": key.id,
+            "name": name,
+            "scope": scope.value,
+            "key_hash": hash_key(raw),
+            "created_at": key.created_at,
+        }
+        await self.db.write(lambda conn: conn.execute(api_keys.insert().values(**row)))
         return key, raw
 
     async def authenticate(self, raw: str) -> ApiKey | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.key_hash == hash_key(raw), api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+        query = sa.select(api_keys).where(
+            api_keys.c.key_hash == hash_key(raw), api_keys.c.revoked_at.is_(None)
+        )
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return _key(row) if row else None
 
     async def list(self) -> list[ApiKey]:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(api_keys).order_by(api_keys.c.id))).all()
-        return [_key(r) for r in rows]
+        query = sa.select(api_keys).order_by(api_keys.c.id)
+        return [_key(r) for r in await self.db.read(lambda conn: conn.execute(query).all())]
 
     async def revoke(self, key_id: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC))
-            )
-        return bool(result.rowcount)
+        statement = (
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+        return await self.db.write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def count(self) -> int:
-        async with self.db.read() as conn:
-            return int(
-                (await conn.execute(sa.select(sa.func.count()).select_from(api_keys))).scalar_one()
-            )
+        query = sa.select(sa.func.count()).select_from(api_keys)
+        return int(await self.db.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def setting(self, name: str, default: str) -> str:
         """The stored value of `name`; `default` is stored first when there is none, atomically."""
-        async with self.db.write() as conn:
-            await conn.execute(
-                self.db.insert(server_settings)
-                .values(name=name, value=default)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-            value = (
-                await conn.execute(
-                    sa.select(server_settings.c.value).where(server_settings.c.name == name)
-                )
-            ).scalar_one()
-        return str(value)
+        insert = (
+            self.db.insert(server_settings)
+            .values(name=name, value=default)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        query = sa.select(server_settings.c.value).where(server_settings.c.name == name)
+
+        def work(conn: Connection) -> str:
+            conn.execute(insert)
+            return str(conn.execute(query).scalar_one())
+
+        return await self.db.write(work)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from tidings.domain.models import (
     Channel,
@@ -34,6 +34,15 @@ class OutboxJob:
     priority: int = 1
     available_at: datetime | None = None  # None: now
     id: int | None = None  # the outbox row, once stored
+
+
+@dataclass(slots=True)
+class RoutingPlan:
+    """What routing decided for one notification: its deliveries and the jobs that send them."""
+
+    notification_id: str
+    deliveries: list[tuple[Delivery, dict[str, Any] | None]]
+    jobs: list[OutboxJob]
 
 
 @dataclass(slots=True)
@@ -82,11 +91,11 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
-async def insert_outbox(conn: AsyncConnection, jobs: Sequence[OutboxJob]) -> None:
+def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
     if not jobs:
         return
     now = datetime.now(UTC)
-    await conn.execute(
+    conn.execute(
         outbox.insert(),
         [
             {
@@ -99,6 +108,49 @@ async def insert_outbox(conn: AsyncConnection, jobs: Sequence[OutboxJob]) -> Non
             for j in jobs
         ],
     )
+
+
+def _notification_row(n: Notification, now: datetime) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "user_id": n.user_id,
+        "category": n.category,
+        "priority": n.priority.value,
+        "template": n.template,
+        "data": n.data,
+        "content": n.content,
+        "channels": n.channels,
+        "schedule_at": n.schedule_at,
+        "status": n.status.value,
+        "created_at": n.created_at or now,
+    }
+
+
+def _delivery_row(d: Delivery, content: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "notification_id": d.notification_id,
+        "user_id": d.user_id,
+        "channel": d.channel.value,
+        "provider": d.provider,
+        "status": d.status.value,
+        "attempts": 0,
+        "last_error": d.last_error,
+        "content": content,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _idempotent(conn: Connection, owner: str, key: str, now: datetime) -> IdempotentReplay | None:
+    row = conn.execute(
+        sa.select(idempotency_keys).where(
+            idempotency_keys.c.owner == owner,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.created_at > now - IDEMPOTENCY_WINDOW,
+        )
+    ).first()
+    return IdempotentReplay(row.request_hash, row.response) if row else None
 
 
 class NotificationStore:
@@ -117,18 +169,24 @@ class NotificationStore:
         nothing is stored and the earlier answer is returned for the caller to compare.
         """
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
+        bare_users = [
+            {"id": u, "data": {}, "preferences": {}, "created_at": now, "updated_at": now}
+            for u in sorted({n.user_id for n, _ in items})
+        ]
+        add_users = self.db.insert(users).on_conflict_do_nothing(index_elements=["id"])
+
+        def work(conn: Connection) -> IdempotentReplay | None:
             if idempotency is not None:
-                earlier = await self._idempotent(conn, idempotency.owner, idempotency.key, now)
+                earlier = _idempotent(conn, idempotency.owner, idempotency.key, now)
                 if earlier is not None:
                     return earlier
-                await conn.execute(
+                conn.execute(
                     idempotency_keys.delete().where(
                         idempotency_keys.c.owner == idempotency.owner,
                         idempotency_keys.c.key == idempotency.key,
                     )
                 )
-                await conn.execute(
+                conn.execute(
                     idempotency_keys.insert().values(
                         owner=idempotency.owner,
                         key=idempotency.key,
@@ -137,165 +195,117 @@ class NotificationStore:
                         created_at=now,
                     )
                 )
-            user_ids = sorted({n.user_id for n, _ in items})
-            await conn.execute(
-                self.db.insert(users).on_conflict_do_nothing(index_elements=["id"]),
-                [
-                    {"id": u, "data": {}, "preferences": {}, "created_at": now, "updated_at": now}
-                    for u in user_ids
-                ],
-            )
-            await conn.execute(
-                notifications.insert(),
-                [
-                    {
-                        "id": n.id,
-                        "user_id": n.user_id,
-                        "category": n.category,
-                        "priority": n.priority.value,
-                        "template": n.template,
-                        "data": n.data,
-                        "content": n.content,
-                        "channels": n.channels,
-                        "schedule_at": n.schedule_at,
-                        "status": n.status.value,
-                        "created_at": n.created_at or now,
-                    }
-                    for n, _ in items
-                ],
-            )
-            await insert_outbox(conn, [job for _, job in items])
-        return None
+            conn.execute(add_users, bare_users)
+            conn.execute(notifications.insert(), [_notification_row(n, now) for n, _ in items])
+            insert_outbox(conn, [job for _, job in items])
+            return None
 
-    async def _idempotent(
-        self, conn: AsyncConnection, owner: str, key: str, now: datetime
-    ) -> IdempotentReplay | None:
-        row = (
-            await conn.execute(
-                sa.select(idempotency_keys).where(
-                    idempotency_keys.c.owner == owner,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.created_at > now - IDEMPOTENCY_WINDOW,
-                )
-            )
-        ).first()
-        return IdempotentReplay(row.request_hash, row.response) if row else None
+        return await self.db.write(work)
 
     async def forget_idempotency_before(self, moment: datetime) -> int:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                idempotency_keys.delete().where(idempotency_keys.c.created_at <= moment)
-            )
-        return int(result.rowcount or 0)
+        statement = idempotency_keys.delete().where(idempotency_keys.c.created_at <= moment)
+        return await self.db.write(lambda conn: int(conn.execute(statement).rowcount or 0))
 
     async def get(self, notification_id: str) -> tuple[Notification, list[Delivery]] | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(notifications).where(notifications.c.id == notification_id)
-                )
+        def work(conn: Connection) -> tuple[Notification, list[Delivery]] | None:
+            row = conn.execute(
+                sa.select(notifications).where(notifications.c.id == notification_id)
             ).first()
             if row is None:
                 return None
-            rows = (
-                await conn.execute(
-                    sa.select(deliveries)
-                    .where(deliveries.c.notification_id == notification_id)
-                    .order_by(deliveries.c.id)
-                )
+            rows = conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.notification_id == notification_id)
+                .order_by(deliveries.c.id)
             ).all()
-        return _notification(row), [_delivery(r) for r in rows]
+            return _notification(row), [_delivery(r) for r in rows]
 
-    async def record_routing(
-        self,
-        notification_id: str,
-        new_deliveries: Sequence[tuple[Delivery, dict[str, Any] | None]],
-        jobs: Sequence[OutboxJob],
-    ) -> bool:
-        """Create the deliveries (with their rendered content) and queue them, once.
+        return await self.db.read(work)
 
-        Returns False, changing nothing, when the notification is gone, canceled or routed already
-        (a repeated routing job after a crash).
+    async def get_many(self, ids: Sequence[str]) -> list[Notification]:
+        """The notifications among `ids` that exist (without their deliveries)."""
+        query = sa.select(notifications).where(notifications.c.id.in_(list(ids)))
+        return [
+            _notification(r) for r in await self.db.read(lambda conn: conn.execute(query).all())
+        ]
+
+    async def record_routing(self, plans: Sequence[RoutingPlan]) -> list[str]:
+        """For each plan, once: mark the notification routed, create its deliveries (with their
+        rendered content) and queue them, all in one transaction.
+
+        Returns the ids routed now; a notification gone, canceled or routed already (a repeated
+        routing job after a crash) is left as it is.
         """
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                notifications.update()
-                .where(
-                    notifications.c.id == notification_id,
-                    notifications.c.status == NotificationStatus.ACCEPTED.value,
-                )
-                .values(status=NotificationStatus.ROUTED.value)
-            )
-            if not result.rowcount:
-                return False
-            if new_deliveries:
-                await conn.execute(
-                    deliveries.insert(),
-                    [
-                        {
-                            "id": d.id,
-                            "notification_id": d.notification_id,
-                            "user_id": d.user_id,
-                            "channel": d.channel.value,
-                            "provider": d.provider,
-                            "status": d.status.value,
-                            "attempts": 0,
-                            "last_error": d.last_error,
-                            "content": content,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for d, content in new_deliveries
-                    ],
-                )
-            await insert_outbox(conn, jobs)
-        return True
 
-    async def delivery(self, delivery_id: str) -> tuple[Delivery, dict[str, Any] | None] | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id))
-            ).first()
-        return (_delivery(row), row.content) if row else None
+        def work(conn: Connection) -> list[str]:
+            routed, rows, jobs = [], [], []
+            for plan in plans:
+                claim = (
+                    notifications.update()
+                    .where(
+                        notifications.c.id == plan.notification_id,
+                        notifications.c.status == NotificationStatus.ACCEPTED.value,
+                    )
+                    .values(status=NotificationStatus.ROUTED.value)
+                )
+                if conn.execute(claim).rowcount:
+                    routed.append(plan.notification_id)
+                    rows += [_delivery_row(d, c, now) for d, c in plan.deliveries]
+                    jobs += plan.jobs
+            if rows:
+                conn.execute(deliveries.insert(), rows)
+            insert_outbox(conn, jobs)
+            return routed
+
+        return await self.db.write(work)
+
+    async def deliveries(self, ids: Sequence[str]) -> list[tuple[Delivery, dict[str, Any] | None]]:
+        """The deliveries among `ids` that exist, with their rendered content."""
+        query = sa.select(deliveries).where(deliveries.c.id.in_(list(ids)))
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        return [(_delivery(row), row.content) for row in rows]
 
     async def cancel(self, notification_id: str) -> int | None:
         """Cancel what has not gone out (routing, pending deliveries); None: no such one."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            found = await conn.execute(
-                notifications.update()
-                .where(notifications.c.id == notification_id)
-                .values(
-                    status=sa.case(
-                        (
-                            notifications.c.status == NotificationStatus.ACCEPTED.value,
-                            NotificationStatus.CANCELED.value,
-                        ),
-                        else_=notifications.c.status,
-                    )
+        stop_routing = (
+            notifications.update()
+            .where(notifications.c.id == notification_id)
+            .values(
+                status=sa.case(
+                    (
+                        notifications.c.status == NotificationStatus.ACCEPTED.value,
+                        NotificationStatus.CANCELED.value,
+                    ),
+                    else_=notifications.c.status,
                 )
             )
-            if not found.rowcount:
+        )
+        stop_deliveries = (
+            deliveries.update()
+            .where(
+                deliveries.c.notification_id == notification_id,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+            )
+            .values(status=DeliveryStatus.CANCELED.value, updated_at=now)
+        )
+
+        def work(conn: Connection) -> int | None:
+            if not conn.execute(stop_routing).rowcount:
                 return None
-            result = await conn.execute(
-                deliveries.update()
-                .where(
-                    deliveries.c.notification_id == notification_id,
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-                .values(status=DeliveryStatus.CANCELED.value, updated_at=now)
-            )
-        return int(result.rowcount or 0)
+            return int(conn.execute(stop_deliveries).rowcount or 0)
+
+        return await self.db.write(work)
 
     async def take_outbox(self, limit: int) -> list[OutboxJob]:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(outbox).order_by(outbox.c.id).limit(limit))).all()
+        query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [
             OutboxJob(r.queue, r.job_id, r.payload, r.priority, r.available_at, id=r.id)
             for r in rows
         ]
 
     async def forget_outbox(self, ids: Sequence[int]) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(outbox.delete().where(outbox.c.id.in_(list(ids))))
+        statement = outbox.delete().where(outbox.c.id.in_(list(ids)))
+        await self.db.write(lambda conn: conn.execute(statement))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from tidings.domain.models import Device, Preferences, User
 from tidings.store.database import Database
@@ -59,112 +60,95 @@ class UserStore:
         now = datetime.now(UTC)
         values = {f: getattr(user, f) for f in PROFILE_FIELDS}
         values["data"] = values["data"] or {}
-        async with self.db.write() as conn:
-            existed = (
-                await conn.execute(sa.select(users.c.id).where(users.c.id == user.id))
-            ).first()
+
+        def work(conn: Connection) -> tuple[User, bool]:
+            existed = conn.execute(sa.select(users.c.id).where(users.c.id == user.id)).first()
             if existed:
-                await conn.execute(
+                conn.execute(
                     users.update().where(users.c.id == user.id).values(updated_at=now, **values)
                 )
             else:
-                await conn.execute(
+                conn.execute(
                     users.insert().values(
                         id=user.id, preferences={}, created_at=now, updated_at=now, **values
                     )
                 )
-            row = (await conn.execute(sa.select(users).where(users.c.id == user.id))).one()
-        return _user(row), not existed
+            row = conn.execute(sa.select(users).where(users.c.id == user.id)).one()
+            return _user(row), not existed
+
+        return await self.db.write(work)
 
     async def get(self, user_id: str) -> User | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
+        query = sa.select(users).where(users.c.id == user_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return _user(row) if row else None
-
-    async def get_with_preferences(self, user_id: str) -> tuple[User, Preferences] | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
-        if row is None:
-            return None
-        return _user(row), _preferences(row.preferences)
 
     async def profiles(
         self, user_ids: list[str]
     ) -> tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]:
         """Users with their preferences, and their active devices, for many ids in two queries."""
-        async with self.db.read() as conn:
-            return await _profiles(conn, user_ids)
+        return await self.db.read(lambda conn: _profiles(conn, user_ids))
 
     async def erase(self, user_id: str) -> bool:
         """Remove the user and everything that names them."""
-        async with self.db.write() as conn:
+
+        def work(conn: Connection) -> bool:
             for table in (devices, inbox_items, inbox_counters, deliveries, notifications):
-                await conn.execute(table.delete().where(table.c.user_id == user_id))
-            result = await conn.execute(users.delete().where(users.c.id == user_id))
-        return bool(result.rowcount)
+                conn.execute(table.delete().where(table.c.user_id == user_id))
+            return bool(conn.execute(users.delete().where(users.c.id == user_id)).rowcount)
+
+        return await self.db.write(work)
 
     async def preferences(self, user_id: str) -> Preferences | None:
-        async with self.db.read() as conn:
-            value = (
-                await conn.execute(sa.select(users.c.preferences).where(users.c.id == user_id))
-            ).first()
+        query = sa.select(users.c.preferences).where(users.c.id == user_id)
+        value = await self.db.read(lambda conn: conn.execute(query).first())
         return _preferences(value[0]) if value else None
 
     async def set_preferences(self, user_id: str, prefs: Preferences) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                users.update()
-                .where(users.c.id == user_id)
-                .values(preferences=asdict(prefs), updated_at=datetime.now(UTC))
-            )
-        return bool(result.rowcount)
+        statement = (
+            users.update()
+            .where(users.c.id == user_id)
+            .values(preferences=asdict(prefs), updated_at=datetime.now(UTC))
+        )
+        return await self.db.write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def add_device(self, device: Device) -> Device:
         """Register a device; the same token again reactivates and returns the existing one."""
-        now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            await conn.execute(
-                self.db.insert(devices)
-                .values(
-                    id=device.id,
-                    user_id=device.user_id,
-                    provider=device.provider,
-                    token=device.token,
-                    subscription=device.subscription,
-                    active=True,
-                    created_at=now,
-                )
-                .on_conflict_do_update(
-                    index_elements=["user_id", "provider", "token"],
-                    set_={"active": True, "last_error": None, "subscription": device.subscription},
-                )
+        upsert = (
+            self.db.insert(devices)
+            .values(
+                id=device.id,
+                user_id=device.user_id,
+                provider=device.provider,
+                token=device.token,
+                subscription=device.subscription,
+                active=True,
+                created_at=datetime.now(UTC),
             )
-            row = (
-                await conn.execute(
-                    sa.select(devices).where(
-                        devices.c.user_id == device.user_id,
-                        devices.c.provider == device.provider,
-                        devices.c.token == device.token,
-                    )
-                )
-            ).one()
-        return _device(row)
+            .on_conflict_do_update(
+                index_elements=["user_id", "provider", "token"],
+                set_={"active": True, "last_error": None, "subscription": device.subscription},
+            )
+        )
+        query = sa.select(devices).where(
+            devices.c.user_id == device.user_id,
+            devices.c.provider == device.provider,
+            devices.c.token == device.token,
+        )
+
+        def work(conn: Connection) -> Device:
+            conn.execute(upsert)
+            return _device(conn.execute(query).one())
+
+        return await self.db.write(work)
 
     async def devices(self, user_id: str) -> list[Device]:
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(devices).where(devices.c.user_id == user_id).order_by(devices.c.id)
-                )
-            ).all()
-        return [_device(r) for r in rows]
+        query = sa.select(devices).where(devices.c.user_id == user_id).order_by(devices.c.id)
+        return [_device(r) for r in await self.db.read(lambda conn: conn.execute(query).all())]
 
     async def delete_device(self, user_id: str, device_id: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                devices.delete().where(devices.c.user_id == user_id, devices.c.id == device_id)
-            )
-        return bool(result.rowcount)
+        statement = devices.delete().where(devices.c.user_id == user_id, devices.c.id == device_id)
+        return await self.db.write(lambda conn: bool(conn.execute(statement).rowcount))
 
 
 def _preferences(value: dict[str, Any] | None) -> Preferences:
@@ -174,15 +158,15 @@ def _preferences(value: dict[str, Any] | None) -> Preferences:
     )
 
 
-async def _profiles(
-    conn: Any, user_ids: list[str]
+def _profiles(
+    conn: Connection, user_ids: list[str]
 ) -> tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]:
     found = {
         row.id: (_user(row), _preferences(row.preferences))
-        for row in (await conn.execute(sa.select(users).where(users.c.id.in_(user_ids)))).all()
+        for row in conn.execute(sa.select(users).where(users.c.id.in_(user_ids))).all()
     }
     by_user: dict[str, list[Device]] = {u: [] for u in user_ids}
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(devices).where(devices.c.user_id.in_(user_ids), devices.c.active.is_(True))
     )
     for row in rows.all():
