@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 
 from tidings.api.auth import Authenticator
@@ -16,14 +17,24 @@ from tidings.domain.models import Channel
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.in_app import InAppDelivery
 from tidings.pipeline.realtime import Hub
-from tidings.pipeline.relay import Relay
+from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
 from tidings.pipeline.worker import Worker
+from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
+from tidings.queue.sqlite import SqliteQueue
 from tidings.store.store import Store
 
 log = logging.getLogger(__name__)
 BATCH = 200  # jobs per transaction, at most, for routing and in-app delivery
+
+
+def job_path(store: Store, queue: Queue) -> JobPath:
+    """Jobs go straight into a SqliteQueue in the store's own file; anywhere else, by outbox."""
+    if isinstance(queue, SqliteQueue) and store.db.dialect == "sqlite":
+        if os.path.realpath(queue.path) == os.path.realpath(store.db.path):
+            return DirectJobs(store.notifications, queue)
+    return Relay(store.notifications, queue)
 
 
 class Runtime:
@@ -33,9 +44,9 @@ class Runtime:
         self.queue = open_queue(settings.effective_queue_url)
         self.bus = open_bus(settings.bus_url)
         self.hub = Hub(self.bus)
-        self.relay = Relay(self.store.notifications, self.queue)
-        self.acceptor = Acceptor(self.store.notifications, self.relay)
-        self.router = Router(self.store, self.relay)
+        self.jobs = job_path(self.store, self.queue)
+        self.acceptor = Acceptor(self.store.notifications, self.jobs)
+        self.router = Router(self.store, self.jobs)
         self.in_app = InAppDelivery(self.store, self.hub)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
         self.workers: list[Worker] = []
@@ -48,7 +59,7 @@ class Runtime:
             )
         if api:
             await self.hub.start()
-        self.relay.start()
+        await self.jobs.start()
         if workers:
             self.workers = [
                 # Two batches in flight: one being written while the next is read.
@@ -66,7 +77,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await asyncio.gather(*(w.stop() for w in self.workers))
-        await self.relay.stop()
+        await self.jobs.stop()
         await self.hub.stop()
         await self.queue.close()
         await self.bus.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from tidings.domain.ids import new_id
 from tidings.domain.models import Notification, NotificationStatus, Priority
-from tidings.pipeline.relay import Relay
+from tidings.pipeline.relay import JobPath
 from tidings.store.notifications import IdempotencyClaim, NotificationStore, OutboxJob
 
 ROUTE_QUEUE = "route"
@@ -53,9 +53,9 @@ def answer(notification: Notification, channels: list[str]) -> dict[str, Any]:
 
 
 class Acceptor:
-    def __init__(self, notifications: NotificationStore, relay: Relay) -> None:
+    def __init__(self, notifications: NotificationStore, jobs: JobPath) -> None:
         self.notifications = notifications
-        self.relay = relay
+        self.jobs = jobs
 
     @staticmethod
     def build(order: SendOrder) -> Notification:
@@ -97,5 +97,5 @@ class Acceptor:
             if earlier.request_hash != claim.request_hash:
                 raise IdempotencyConflict(claim.key)
             return [earlier.response], True
-        self.relay.wake()
+        self.jobs.wake()
         return answers, False

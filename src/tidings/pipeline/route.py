@@ -18,7 +18,7 @@ from tidings.domain.models import (
 )
 from tidings.domain.preferences import decide_channels
 from tidings.domain.templates import TemplateRenderError, render_content
-from tidings.pipeline.relay import Relay
+from tidings.pipeline.relay import JobPath
 from tidings.store.notifications import OutboxJob, RoutingPlan
 from tidings.store.store import Store
 
@@ -35,9 +35,9 @@ def channel_content(notification: Notification, channel: Channel) -> dict[str, A
 
 
 class Router:
-    def __init__(self, store: Store, relay: Relay) -> None:
+    def __init__(self, store: Store, jobs: JobPath) -> None:
         self.store = store
-        self.relay = relay
+        self.jobs = jobs
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
         """Route a batch of notifications: three reads and one write, whatever its size."""
@@ -54,7 +54,7 @@ class Router:
             )
             plans.append(plan(notification, user, prefs, devices[notification.user_id]))
         if await self.store.notifications.record_routing(plans):
-            self.relay.wake()
+            self.jobs.wake()
 
 
 def plan(

@@ -128,15 +128,22 @@ class SqliteQueue:
     async def put_many(self, jobs: list[NewJob]) -> None:
         if not jobs:
             return
-        now = time.time()
-        rows = []
-        for job in jobs:
-            if job.priority not in PRIORITIES:
-                raise ValueError(f"priority must be one of {PRIORITIES}, not {job.priority!r}")
-            body = msgspec.json.encode(job.payload).decode()
-            rows.append((job.queue, job.job_id, body, job.priority, now + max(0.0, job.delay), now))
-        await self._run(lambda db: _transaction(db, _INSERT, rows))
-        for queue in {job.queue for job in jobs}:
+        rows = _rows(jobs)
+        await self._run(lambda db: _durably(db, _INSERT, rows))
+        self.wake({job.queue for job in jobs})
+
+    def put_within(
+        self, executemany: Callable[[str, list[tuple[Any, ...]]], Any], jobs: list[NewJob]
+    ) -> None:
+        """Put `jobs` inside a transaction someone else holds on this queue's file, so they
+        commit (or vanish) with it; call `wake` once it committed. This is how the embedded
+        service needs no outbox: the store writes its jobs in its own transaction."""
+        if jobs:
+            executemany(_INSERT, _rows(jobs))
+
+    def wake(self, queues: set[str] | None = None) -> None:
+        """Wake this process's waiters on `queues` (all when None) to look for new jobs."""
+        for queue in list(self._wakers) if queues is None else queues:
             self._wake(queue)
 
     # `timeout` is part of the Queue protocol: it bounds the wait for a job and ends in [],
@@ -228,8 +235,9 @@ class SqliteQueue:
             try:
                 db.execute("PRAGMA busy_timeout = 30000")
                 db.execute("PRAGMA journal_mode = WAL")
-                # FULL, not NORMAL: a job acknowledged by put() must survive power loss too.
-                db.execute("PRAGMA synchronous = FULL")
+                # Claims, acks and retries commit without fsync: losing one to a power cut
+                # only hands a job out again. Puts are promises and sync (see _durably).
+                db.execute("PRAGMA synchronous = NORMAL")
                 db.executescript(_SCHEMA)
             except BaseException:
                 db.close()
@@ -280,6 +288,25 @@ class SqliteQueue:
         event = self._wakers.pop(queue, None)
         if event is not None:
             event.set()
+
+
+def _rows(jobs: list[NewJob]) -> list[tuple[Any, ...]]:
+    now = time.time()
+    rows = []
+    for job in jobs:
+        if job.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}, not {job.priority!r}")
+        body = msgspec.json.encode(job.payload).decode()
+        rows.append((job.queue, job.job_id, body, job.priority, now + max(0.0, job.delay), now))
+    return rows
+
+
+def _durably(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    db.execute("PRAGMA synchronous = FULL")
+    try:
+        _transaction(db, sql, rows)
+    finally:
+        db.execute("PRAGMA synchronous = NORMAL")
 
 
 def _transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:

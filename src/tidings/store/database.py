@@ -65,7 +65,10 @@ def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=FULL",  # a 202 survives power loss, not only kill -9
+            # Internal steps (routing, delivery, queue claims) commit without fsync: a power
+            # loss can only drop a suffix of the WAL, and those steps are redone from their
+            # jobs. Promises to callers (a 202, a stored key) pass durable=True: FULL.
+            "synchronous=NORMAL",
             "busy_timeout=30000",  # other processes (the CLI) wait their turn
             "foreign_keys=ON",
         ):
@@ -82,6 +85,19 @@ def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
 def _in_transaction(engine: sa.Engine, work: Work[T]) -> T:
     with engine.begin() as conn:
         return work(conn)
+
+
+def _durably(engine: sa.Engine, work: Work[T]) -> T:
+    """Commit with an fsync of the WAL (and so of every commit before it)."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=FULL")  # outside any transaction, as SQLite wants
+        try:
+            with conn.begin():
+                return work(conn)
+        finally:
+            raw.execute("PRAGMA synchronous=NORMAL")
 
 
 class Database:
@@ -101,12 +117,17 @@ class Database:
         else:
             self._async = create_async_engine(sqlalchemy_url(url), pool_size=10, max_overflow=10)
 
-    async def write(self, work: Work[T]) -> T:
-        """Run `work` in a transaction that commits when it returns."""
+    async def write(self, work: Work[T], *, durable: bool = True) -> T:
+        """Run `work` in a transaction that commits when it returns.
+
+        `durable=False` is for steps the pipeline redoes from its queue after a crash: on
+        SQLite their commit skips the fsync. PostgreSQL always commits durably.
+        """
         if self._async is not None:
             async with self._async.begin() as conn:
                 return await conn.run_sync(work)
-        return await in_writer(self.path, lambda: _in_transaction(self._writer, work))
+        run = _durably if durable else _in_transaction
+        return await in_writer(self.path, lambda: run(self._writer, work))
 
     async def read(self, work: Work[T]) -> T:
         if self._async is not None:

@@ -111,7 +111,7 @@ class InboxStore:
             )
             return stored, {r.user_id: InboxCounts(r.unread_count, r.unseen_count) for r in rows}
 
-        return await self.db.write(work)
+        return await self.db.write(work, durable=False)  # redone from the delivery job
 
     async def page(
         self,

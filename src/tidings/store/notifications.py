@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +91,9 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+JobWriter = Callable[[Connection, Sequence[OutboxJob]], None]
+
+
 def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
     if not jobs:
         return
@@ -156,6 +159,9 @@ def _idempotent(conn: Connection, owner: str, key: str, now: datetime) -> Idempo
 class NotificationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # How queue jobs are written inside our transactions: to the outbox table (relayed
+        # afterwards), or straight into a queue that lives in the same database.
+        self.write_jobs: JobWriter = insert_outbox
 
     async def accept(
         self,
@@ -197,7 +203,7 @@ class NotificationStore:
                 )
             conn.execute(add_users, bare_users)
             conn.execute(notifications.insert(), [_notification_row(n, now) for n, _ in items])
-            insert_outbox(conn, [job for _, job in items])
+            self.write_jobs(conn, [job for _, job in items])
             return None
 
         return await self.db.write(work)
@@ -255,10 +261,10 @@ class NotificationStore:
                     jobs += plan.jobs
             if rows:
                 conn.execute(deliveries.insert(), rows)
-            insert_outbox(conn, jobs)
+            self.write_jobs(conn, jobs)
             return routed
 
-        return await self.db.write(work)
+        return await self.db.write(work, durable=False)  # redone from the routing job
 
     async def deliveries(self, ids: Sequence[str]) -> list[tuple[Delivery, dict[str, Any] | None]]:
         """The deliveries among `ids` that exist, with their rendered content."""
