@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import secrets
+from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
 from tidings.bus.registry import open_bus
@@ -23,6 +24,7 @@ from tidings.pipeline.worker import Worker
 from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
 from tidings.queue.sqlite import SqliteQueue
+from tidings.store.notifications import IDEMPOTENCY_WINDOW
 from tidings.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Runtime:
         self.in_app = InAppDelivery(self.store, self.hub)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
         self.workers: list[Worker] = []
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self, *, api: bool, workers: bool) -> None:
         if not self.settings.subscriber_secret:
@@ -60,6 +63,7 @@ class Runtime:
         if api:
             await self.hub.start()
         await self.jobs.start()
+        self._housekeeping = asyncio.create_task(self._forget_old_idempotency_keys())
         if workers:
             self.workers = [
                 # Two batches in flight: one being written while the next is read.
@@ -75,7 +79,20 @@ class Runtime:
             for worker in self.workers:
                 worker.start()
 
+    async def _forget_old_idempotency_keys(self) -> None:
+        """Hourly: drop idempotency records past their 24 h (they are ignored already)."""
+        while True:
+            try:
+                await self.store.notifications.forget_idempotency_before(
+                    datetime.now(UTC) - IDEMPOTENCY_WINDOW
+                )
+            except Exception:
+                log.exception("could not forget old idempotency keys; trying again in an hour")
+            await asyncio.sleep(3600)
+
     async def stop(self) -> None:
+        if self._housekeeping:
+            self._housekeeping.cancel()
         await asyncio.gather(*(w.stop() for w in self.workers))
         await self.jobs.stop()
         await self.hub.stop()
