@@ -166,3 +166,44 @@ inbox_counters = sa.Table(
     sa.Column("unread_count", sa.Integer, nullable=False),
     sa.Column("unseen_count", sa.Integer, nullable=False),
 )
+
+# One row per version; exactly one version of a key is active.
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("category", sa.String(200), nullable=False),
+    sa.Column("critical", sa.Boolean, nullable=False),
+    sa.Column("default_locale", sa.String(35), nullable=False),
+    sa.Column("locales", Json, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Every try of a delivery through a provider: when, how long, and how it ended.
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(32), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # sent, transient, permanent
+    sa.Column("error", sa.Text),
+)
+
+# Status webhooks: where to post delivery.* and inbox.* events, signed with `secret`.
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", Json, nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)

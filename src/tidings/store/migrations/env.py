@@ -12,10 +12,16 @@ from tidings.store.database import sqlalchemy_url
 from tidings.store.schema import metadata
 
 
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    # queue_jobs belongs to the SqliteQueue, which creates it itself in the same file.
+    return not (type_ == "table" and name == "queue_jobs")
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=_ours,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
