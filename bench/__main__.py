@@ -1,53 +1,112 @@
-"""`python -m bench [scenario …]`: run scenarios against a fresh embedded service; print a
-table and write JSON to bench/results/."""
+"""`python -m bench [scenario …]`: each scenario starts a fresh embedded service, measures it
+from outside beside a baseline measured in the same run, prints a table and writes JSON to
+bench/results/."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.live import LiveService
 
-from bench import idle, inapp_latency
+from bench import idle, inapp_latency, inbox_read, ingest
 
 RESULTS = Path(__file__).with_name("results")
-SCENARIOS = ("inapp-latency", "idle")
 
 
-def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as workdir:
-        service = LiveService(Path(workdir)).start()
-        try:
-            if name == "idle":
-                return idle.measure(service, seconds=args.idle_seconds)
-            return asyncio.run(inapp_latency.measure(service, count=args.count, rate=args.rate))
-        finally:
-            service.stop()
+def _service(workdir: Path) -> LiveService:
+    return LiveService(workdir, extra_env={"TIDINGS_LOG_LEVEL": "error"})
+
+
+def _ingest_single(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    service = _service(workdir).start()
+    try:
+        return ingest.single(service, seconds=args.seconds)
+    finally:
+        service.stop()
+
+
+def _ingest_batch(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    service = _service(workdir).start()
+    try:
+        return ingest.batch(service, seconds=args.seconds)
+    finally:
+        service.stop()
+
+
+def _inapp_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    service = _service(workdir).start()
+    try:
+        return asyncio.run(inapp_latency.measure(service, count=args.count, rate=args.rate))
+    finally:
+        service.stop()
+
+
+def _inbox_read(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    service = _service(workdir)
+    service.admin_key = service.create_key("admin", "bench")  # migrates the empty database
+    print(f"  seeding {args.inbox_items:,} inbox items …", flush=True)
+    inbox_read.seed(str(workdir / "tidings.db"), users=args.inbox_users, items=args.inbox_items)
+    service.start()
+    try:
+        return inbox_read.measure(
+            service, seconds=args.seconds, users=args.inbox_users, items=args.inbox_items
+        )
+    finally:
+        service.stop()
+
+
+def _idle(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    service = _service(workdir).start()
+    try:
+        return idle.measure(service, seconds=args.idle_seconds)
+    finally:
+        service.stop()
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    "ingest-single": _ingest_single,
+    "ingest-batch": _ingest_batch,
+    "inapp-latency": _inapp_latency,
+    "inbox-read": _inbox_read,
+    "idle": _idle,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", metavar="scenario", help=", ".join(SCENARIOS))
+    parser.add_argument("--seconds", type=float, default=10, help="load duration per measurement")
     parser.add_argument("--count", type=int, default=1000, help="notifications for inapp-latency")
-    parser.add_argument("--rate", type=float, default=200.0, help="notifications per second")
+    parser.add_argument("--rate", type=float, default=200.0, help="inapp-latency send rate (/s)")
+    parser.add_argument("--inbox-items", type=int, default=1_000_000)
+    parser.add_argument("--inbox-users", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    names = args.scenarios or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     results = []
-    for name in args.scenarios or SCENARIOS:
-        print(f"running {name} …", flush=True)
-        result = run(name, args)
+    for name in names:
+        print(f"{name} …", flush=True)
+        with tempfile.TemporaryDirectory() as workdir:
+            result = SCENARIOS[name](args, Path(workdir))
         results.append(result)
-        print(
-            "  " + "  ".join(f"{k}={v}" for k, v in result.items() if k != "scenario"), flush=True
-        )
+        figures = "  ".join(f"{k}={v}" for k, v in result.items() if k != "scenario")
+        print(f"  {figures}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2))
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     print(f"wrote {out}")
 
 
