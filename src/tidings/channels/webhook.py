@@ -165,19 +165,22 @@ class WebhookProvider:
     async def send(self, message: Message) -> Receipt:
         if not message.address:
             raise PermanentError("no webhook URL for this delivery")
-        addresses = await check_public_url(
-            message.address, self._allow_private, resolve=self._resolve
-        )
-        body = webhook_body(message)
+        await self.post(message.address, webhook_body(message), message.delivery_id)
+        return Receipt(provider_message_id=message.delivery_id)
+
+    async def post(self, url: str, body: bytes, msg_id: str, secret: str | None = None) -> None:
+        """POST `body` to `url` signed as `msg_id` (with `secret`, else the provider's own);
+        raises TransientError, PermanentError or GoneError. Status webhooks use this too."""
+        addresses = await check_public_url(url, self._allow_private, resolve=self._resolve)
         headers = {
             "content-type": "application/json",
-            **signature_headers(self._secret, message.delivery_id, int(self._clock()), body),
+            **signature_headers(secret or self._secret, msg_id, int(self._clock()), body),
         }
-        url = _pinned(httpx.URL(message.address), addresses, headers)
+        pinned = _pinned(httpx.URL(url), addresses, headers)
         try:
             async with self._client.stream(
                 "POST",
-                url,
+                pinned,
                 content=body,
                 headers=headers,
                 timeout=self._timeout,
@@ -189,7 +192,6 @@ class WebhookProvider:
         except httpx.TransportError as exc:
             raise TransientError(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
         _raise_for_status(response, answer)
-        return Receipt(provider_message_id=message.delivery_id)
 
     async def close(self) -> None:
         """The injected client belongs to the caller, who closes it."""

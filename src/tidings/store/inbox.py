@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -54,9 +54,18 @@ def _counts(conn: Connection, user_id: str) -> InboxCounts:
     return InboxCounts(row.unread_count, row.unseen_count) if row else InboxCounts()
 
 
+ReadHook = Callable[[Connection, list[InboxItem]], None]
+
+
+def _nobody_listens(conn: Connection, items: list[InboxItem]) -> None:
+    pass
+
+
 class InboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Called inside the transaction that marks items read (status webhooks' inbox.read).
+        self.on_read: ReadHook = _nobody_listens
 
     def _bump(self, conn: Connection, user_id: str, unread: int, unseen: int) -> None:
         if not unread and not unseen:
@@ -175,6 +184,8 @@ class InboxStore:
                 for name, value in changes.items():
                     setattr(item, name, value)
                 self._bump(conn, user_id, unread, unseen)
+                if item.read_at is not None and "read_at" in changes:
+                    self.on_read(conn, [item])
                 if "read_at" in changes:
                     status = DeliveryStatus.READ if item.read_at else DeliveryStatus.DELIVERED
                     conn.execute(
@@ -196,6 +207,11 @@ class InboxStore:
         ids = sa.select(inbox_items.c.id).where(unread).scalar_subquery()
 
         def work(conn: Connection) -> tuple[int, InboxCounts]:
+            read = [_item(r) for r in conn.execute(sa.select(inbox_items).where(unread)).all()]
+            for item in read:
+                item.read_at = item.read_at or now
+            if read:
+                self.on_read(conn, read)
             conn.execute(
                 deliveries.update()
                 .where(deliveries.c.id.in_(ids))
