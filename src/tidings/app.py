@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from tidings import __version__
-from tidings.api import demo, inbox, notifications, ops, stream, users
+from tidings.api import demo, inbox, notifications, ops, stream, templates, users
 from tidings.api.errors import exception_handlers
 from tidings.config import Settings
 from tidings.runtime import Runtime
@@ -36,6 +36,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
             *notifications.handlers,
             *users.handlers,
             *inbox.handlers,
+            *templates.handlers,
             *stream.handlers,
             *ops.handlers,
             *demo.handlers,

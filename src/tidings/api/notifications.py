@@ -22,7 +22,7 @@ from tidings.api.schemas import (
 )
 from tidings.domain.models import Delivery, Notification, Preferences, Priority, Scope, User
 from tidings.domain.preferences import decide_channels
-from tidings.domain.templates import validate_content
+from tidings.domain.templates import TemplateVersion, validate_content
 from tidings.pipeline.accept import IdempotencyConflict, SendOrder
 from tidings.runtime import Runtime
 
@@ -31,9 +31,7 @@ def to_order(body: SendRequest) -> SendOrder:
     """Check what the schema cannot say; raises ApiError(422)."""
     if body.template is None and body.content is None:
         raise ApiError(422, "validation_error", "give either template or content")
-    if body.template is not None:
-        raise ApiError(422, "validation_error", f"template {body.template!r} does not exist")
-    problems = validate_content(body.content)
+    problems = validate_content(body.content) if body.content is not None else []
     if problems:
         raise ApiError(422, "validation_error", "content is not usable", [str(p) for p in problems])
     if body.schedule_at is not None and body.schedule_at.tzinfo is None:
@@ -50,9 +48,21 @@ def to_order(body: SendRequest) -> SendOrder:
     )
 
 
-async def answer_channels(runtime: Runtime, orders: list[SendOrder]) -> list[list[str]]:
+async def active_templates(runtime: Runtime, orders: list[SendOrder]) -> dict[str, TemplateVersion]:
+    """The active version of every template the orders name, in one read."""
+    return await runtime.store.templates.active_many([o.template for o in orders if o.template])
+
+
+def check_template(order: SendOrder, templates: dict[str, TemplateVersion]) -> None:
+    if order.template is not None and order.template not in templates:
+        raise ApiError(422, "validation_error", f"template {order.template!r} does not exist")
+
+
+async def answer_channels(
+    runtime: Runtime, orders: list[SendOrder], templates: dict[str, TemplateVersion]
+) -> list[list[str]]:
     """Per order, the channels named in the answer: those requested, or else those the user
-    can be reached on and allows now (routing decides again when it runs)."""
+    can be reached on and allows now, and its template has (routing decides again)."""
     wanted = sorted({o.user_id for o in orders if o.channels is None})
     profiles, devices = await runtime.store.users.profiles(wanted) if wanted else ({}, {})
     answers = []
@@ -61,15 +71,22 @@ async def answer_channels(runtime: Runtime, orders: list[SendOrder]) -> list[lis
             answers.append(order.channels)
             continue
         user, prefs = profiles.get(order.user_id, (User(order.user_id), Preferences()))
+        template = templates.get(order.template) if order.template else None
         decisions = decide_channels(
             requested=None,
             category=order.category,
-            critical=False,
+            critical=template.critical if template else False,
             user=user,
             devices=devices.get(order.user_id, []),
             prefs=prefs,
         )
-        answers.append([d.channel.value for d in decisions if d.deliver])
+        answers.append(
+            [
+                d.channel.value
+                for d in decisions
+                if d.deliver and (template is None or d.channel in template.channels)
+            ]
+        )
     return answers
 
 
@@ -81,6 +98,8 @@ async def send(
     principal = await runtime.auth.principal(request)
     require_scope(principal, Scope.SEND)
     order = to_order(data)
+    templates = await active_templates(runtime, [order])
+    check_template(order, templates)
     key = request.headers.get("idempotency-key")
     idempotency = None
     if key is not None:
@@ -89,7 +108,9 @@ async def send(
         idempotency = (principal.owner, key, await request.body())
     try:
         answers, replayed = await runtime.acceptor.accept(
-            [order], idempotency=idempotency, channels=await answer_channels(runtime, [order])
+            [order],
+            idempotency=idempotency,
+            channels=await answer_channels(runtime, [order], templates),
         )
     except IdempotencyConflict:
         raise ApiError(
@@ -130,10 +151,18 @@ async def send_batch(
             results.append(
                 {"error": {"code": exc.code, "message": exc.detail, "details": exc.extra or None}}
             )
+    templates = await active_templates(runtime, [o for _, o in orders])
+    for index, order in orders:
+        if order.template is not None and order.template not in templates:
+            message = f"template {order.template!r} does not exist"
+            results[index] = {
+                "error": {"code": "validation_error", "message": message, "details": None}
+            }
+    orders = [(i, o) for i, o in orders if o.template is None or o.template in templates]
     if orders:
         just_orders = [o for _, o in orders]
         answers, _ = await runtime.acceptor.accept(
-            just_orders, channels=await answer_channels(runtime, just_orders)
+            just_orders, channels=await answer_channels(runtime, just_orders, templates)
         )
         for (index, _), answer in zip(orders, answers, strict=True):
             results[index] = answer

@@ -1,5 +1,12 @@
 """Routing: turn one accepted notification into one delivery per channel, by the user's
-reachability and preferences, with each channel's content rendered once, here."""
+reachability and preferences, with each channel's content rendered once, here.
+
+With a template, the user's locale picks the words (fallback per `pick_locale`), `data` and
+`user` are its variables, and the template's `critical` lets it past preferences. Channels
+the template has no part for are left out when the sender named no channels; a channel named
+explicitly that the template lacks becomes a `failed` delivery saying so. A render error fails
+that one delivery ("render: …"), never the batch.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,13 @@ from tidings.domain.models import (
     User,
 )
 from tidings.domain.preferences import decide_channels
-from tidings.domain.templates import TemplateRenderError, render_content
+from tidings.domain.templates import (
+    CHANNEL_PARTS,
+    TemplateRenderError,
+    TemplateVersion,
+    render,
+    render_content,
+)
 from tidings.pipeline.relay import JobPath
 from tidings.store.notifications import OutboxJob, RoutingPlan
 from tidings.store.store import Store
@@ -27,8 +40,44 @@ def deliver_queue(channel: Channel) -> str:
     return f"deliver.{channel.value}"
 
 
-def channel_content(notification: Notification, channel: Channel) -> dict[str, Any]:
-    content = dict(render_content(notification.content or {}, channel.value))
+# Top-level inline content keys that override the same-named part of a templated channel.
+# The webhook body is a JSON object, so a top-level string `body` never replaces it.
+SHARED_PARTS = ("title", "body", "action_url", "data")
+
+
+def templated_content(
+    notification: Notification, template: TemplateVersion, channel: Channel, user: User
+) -> dict[str, Any]:
+    """The template's parts for `channel` in the user's locale, then inline overrides: top-level
+    `title`, `body`, `action_url`, `data` replace the parts of that name the channel has, and an
+    object under the channel's name (`"email": {"subject": …}`) replaces parts of that channel."""
+    if channel not in template.channels:
+        raise TemplateRenderError(
+            None, channel.value, "", f"template {template.key} has no {channel.value} part"
+        )
+    parts = render(template, channel, data=notification.data, user=user)
+    inline = notification.content or {}
+    if channel is not Channel.WEBHOOK:
+        parts.update(
+            {k: inline[k] for k in SHARED_PARTS if k in CHANNEL_PARTS[channel] and k in inline}
+        )
+    override = inline.get(channel.value)
+    if isinstance(override, dict):
+        parts.update({k: v for k, v in override.items() if k in CHANNEL_PARTS[channel]})
+    return {k: v for k, v in parts.items() if v is not None}
+
+
+def channel_content(
+    notification: Notification,
+    channel: Channel,
+    template: TemplateVersion | None = None,
+    user: User | None = None,
+) -> dict[str, Any]:
+    """What the delivery carries on `channel`; TemplateRenderError when it cannot be made."""
+    if template is not None:
+        content = templated_content(notification, template, channel, user or User(""))
+    else:
+        content = dict(render_content(notification.content or {}, channel.value))
     if channel is Channel.IN_APP:
         content.setdefault("category", notification.category)
     return content
@@ -40,35 +89,51 @@ class Router:
         self.jobs = jobs
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
-        """Route a batch of notifications: three reads and one write, whatever its size."""
+        """Route a batch of notifications: four reads and one write, whatever its size."""
         found = await self.store.notifications.get_many([p["notification_id"] for p in payloads])
         # Canceled or routed already (by an earlier run of this job), or erased: nothing to do.
         pending = [n for n in found if n.status is NotificationStatus.ACCEPTED]
         if not pending:
             return
         profiles, devices = await self.store.users.profiles(sorted({n.user_id for n in pending}))
+        keys = {n.template for n in pending if n.template}
+        templates = await self.store.templates.active_many(sorted(keys)) if keys else {}
         plans = []
         for notification in pending:
             user, prefs = profiles.get(
                 notification.user_id, (User(notification.user_id), Preferences())
             )
-            plans.append(plan(notification, user, prefs, devices[notification.user_id]))
+            template = templates.get(notification.template) if notification.template else None
+            plans.append(
+                plan(notification, user, prefs, devices[notification.user_id], template=template)
+            )
         if await self.store.notifications.record_routing(plans):
             self.jobs.wake()
 
 
 def plan(
-    notification: Notification, user: User, prefs: Preferences, devices: list[Device]
+    notification: Notification,
+    user: User,
+    prefs: Preferences,
+    devices: list[Device],
+    *,
+    template: TemplateVersion | None = None,
 ) -> RoutingPlan:
-    """One delivery per channel the notification concerns, and the jobs for those to send."""
+    """One delivery per channel the notification concerns, and the jobs for those to send.
+
+    `template` is the active version of the notification's template (None: inline content,
+    or a template that has gone, which fails every delivery that would have been sent).
+    """
     decisions = decide_channels(
         requested=notification.channels,
         category=notification.category,
-        critical=False,
+        critical=template.critical if template else False,
         user=user,
         devices=devices,
         prefs=prefs,
     )
+    if template is not None and notification.channels is None:
+        decisions = [d for d in decisions if d.channel in template.channels]
     result = RoutingPlan(notification.id, [], [])
     for decision in decisions:
         delivery = Delivery(
@@ -80,9 +145,15 @@ def plan(
             last_error=decision.suppressed_reason,
         )
         content = None
-        if decision.deliver:
+        if decision.deliver and notification.template and template is None:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = f"template {notification.template} does not exist"
+        elif decision.deliver and template and decision.channel not in template.channels:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = f"template {template.key} has no {decision.channel.value} part"
+        elif decision.deliver:
             try:
-                content = channel_content(notification, decision.channel)
+                content = channel_content(notification, decision.channel, template, user)
             except TemplateRenderError as exc:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"render: {exc}"
         result.deliveries.append((delivery, content))

@@ -6,6 +6,7 @@ from tidings.store.database import Database
 from tidings.store.inbox import InboxStore
 from tidings.store.keys import KeyStore
 from tidings.store.notifications import NotificationStore
+from tidings.store.templates import TemplateStore
 from tidings.store.users import UserStore
 
 
@@ -16,6 +17,7 @@ class Store:
         self.users = UserStore(self.db)
         self.notifications = NotificationStore(self.db)
         self.inbox = InboxStore(self.db)
+        self.templates = TemplateStore(self.db)
 
     async def ping(self) -> None:
         await self.db.ping()
