@@ -356,3 +356,16 @@ def test_inline_content_problems_name_unknown_keys_and_parts() -> None:
         "content.fax: unknown key; expected title, body, action_url, data or a channel name",
         "content.sms.title: unknown part; sms has body",
     ]
+
+
+def test_a_known_but_empty_field_renders_as_nothing():
+    template = parse_template(
+        "t",
+        1,
+        {
+            "category": "c",
+            "default_locale": "en",
+            "locales": {"en": {"sms": {"body": "Hi {{ user.name }}!"}}},
+        },
+    )
+    assert render(template, "sms", data={}, user={"id": "u", "name": None})["body"] == "Hi !"

@@ -373,8 +373,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 # Pure caches, not configuration: the same sources render on every routed notification.
 @functools.lru_cache(maxsize=2)
+def _blank_none(value: Any) -> Any:
+    # A known-but-empty field (a bare user's name) prints nothing, not the text "None".
+    return "" if value is None else value
+
+
 def _environment(autoescape: bool) -> _Sandbox:
-    return _Sandbox(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=True)
+    return _Sandbox(
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=_blank_none,
+    )
 
 
 @functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
