@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.contract.skips import skip_if_unsupported, unsupported_on
+from tests.services import RABBITMQ_URL, require_tcp
 from tidings.optional import MissingDependencyError, require
 from tidings.queue.base import NewJob, Queue
 from tidings.queue.registry import open_queue
@@ -17,7 +20,10 @@ from tidings.queue.registry import open_queue
 QUEUE_URLS: dict[str, Callable[[Path], str]] = {
     "memory": lambda tmp: "memory://",
     "sqlite": lambda tmp: f"sqlite:///{tmp / 'queue.db'}",
+    "rabbitmq": lambda tmp: RABBITMQ_URL,
 }
+NO_DEDUP = "RabbitMQ cannot drop a job by id, so a repeat is delivered; handlers are idempotent"
+NO_LEASE = "RabbitMQ returns jobs when a connection is lost, not on a lease (integration tests)"
 
 MakeQueue = Callable[..., Queue]
 
@@ -25,11 +31,18 @@ MakeQueue = Callable[..., Queue]
 @pytest.fixture(params=list(QUEUE_URLS))
 async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeQueue]:
     """Builds queues of one backend with the given options (e.g. a short lease)."""
+    skip_if_unsupported(request, request.param)
     opened: list[Queue] = []
+    rabbitmq = request.param == "rabbitmq"
+    if rabbitmq:
+        require_tcp(RABBITMQ_URL, "RabbitMQ")
+    prefix = f"test.{uuid.uuid4().hex[:12]}"  # RabbitMQ: this test's own queues
 
     def make(**options: Any) -> Queue:
         folder = tmp_path / str(len(opened))
         folder.mkdir()
+        if rabbitmq:
+            options = {k: v for k, v in options.items() if k != "lease"} | {"prefix": prefix}
         queue = open_queue(QUEUE_URLS[request.param](folder), **options)
         opened.append(queue)
         return queue
@@ -37,6 +50,10 @@ async def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     yield make
     for queue in opened:
         await queue.close()
+    if rabbitmq:
+        from tests.rabbit import delete_declared
+
+        await delete_declared(RABBITMQ_URL, *opened)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -134,6 +151,7 @@ async def test_retried_job_comes_back_after_its_delay_with_attempts_counted(queu
     assert (again.id, again.attempts) == ("j1", 1)
 
 
+@unsupported_on("rabbitmq", NO_LEASE)
 async def test_unacked_job_is_handed_out_again_when_its_lease_expires(
     make_queue: MakeQueue,
 ) -> None:
@@ -146,6 +164,7 @@ async def test_unacked_job_is_handed_out_again_when_its_lease_expires(
     assert (again.id, again.payload, again.attempts) == ("j1", {"k": "v"}, 1)
 
 
+@unsupported_on("rabbitmq", NO_LEASE)
 async def test_late_ack_from_an_expired_lease_leaves_the_new_holders_job(
     make_queue: MakeQueue,
 ) -> None:
@@ -160,6 +179,7 @@ async def test_late_ack_from_an_expired_lease_leaves_the_new_holders_job(
     assert await ids(queue, timeout=1) == ["j1"]
 
 
+@unsupported_on("rabbitmq", NO_DEDUP)
 async def test_putting_a_job_id_again_keeps_one_job(queue: Queue) -> None:
     await queue.put("work", {"v": 1}, job_id="j1")
     await queue.put("work", {"v": 2}, job_id="j1")
@@ -169,6 +189,7 @@ async def test_putting_a_job_id_again_keeps_one_job(queue: Queue) -> None:
     assert [(job.id, job.payload) for job in jobs] == [("j1", {"v": 1})]
 
 
+@unsupported_on("rabbitmq", NO_DEDUP)
 async def test_putting_the_id_of_a_taken_job_adds_nothing(queue: Queue) -> None:
     await queue.put("work", {}, job_id="j1")
     taken = await queue.get("work", timeout=1)

@@ -1,4 +1,4 @@
-"""Choosing the Bus implementation from a URL: memory:// (redis:// to come)."""
+"""Choosing the Bus implementation from a URL: memory://, redis://."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tidings.bus.base import Bus
+from tidings.optional import require
 
 BusFactory = Callable[..., Bus]
 """Builds a bus from its URL and keyword options: `factory(url, **options)`."""
@@ -21,12 +22,17 @@ def _memory(url: str, **options: Any) -> Bus:
     return MemoryBus(**options)
 
 
-# The Redis backend joins here as one more entry; importing it through
-# `tidings.optional.require("tidings.bus.redis", extra="redis")` turns a missing redis
-# package into the `pip install 'tidings[redis]'` line:
-#     "redis": _redis, "rediss": _redis,
+def _redis(url: str, **options: Any) -> Bus:
+    # Through `require`, a missing redis package fails with `pip install 'tidings[redis]'`.
+    redis = require("tidings.bus.redis", extra="redis")
+    bus: Bus = redis.RedisBus(url, **options)
+    return bus
+
+
 BUSES: dict[str, BusFactory] = {
     "memory": _memory,
+    "redis": _redis,
+    "rediss": _redis,
 }
 
 

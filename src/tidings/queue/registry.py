@@ -1,4 +1,4 @@
-"""Choosing the Queue implementation from a URL: memory://, sqlite:///path (amqp:// to come)."""
+"""Choosing the Queue implementation from a URL: memory://, sqlite:///path, amqp://."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from tidings.optional import require
 from tidings.queue.base import Queue
 
 QueueFactory = Callable[..., Queue]
@@ -27,13 +28,18 @@ def _sqlite(url: str, **options: Any) -> Queue:
     return SqliteQueue(sqlite_path(url), **options)
 
 
-# The RabbitMQ backend joins here as one more entry; importing it through
-# `tidings.optional.require("tidings.queue.rabbitmq", extra="rabbitmq")` turns a missing
-# aio-pika into the `pip install 'tidings[rabbitmq]'` line:
-#     "amqp": _rabbitmq, "amqps": _rabbitmq,
+def _rabbitmq(url: str, **options: Any) -> Queue:
+    # Through `require`, a missing aio-pika fails with `pip install 'tidings[rabbitmq]'`.
+    rabbitmq = require("tidings.queue.rabbitmq", extra="rabbitmq")
+    queue: Queue = rabbitmq.RabbitQueue(url, **options)
+    return queue
+
+
 QUEUES: dict[str, QueueFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "amqp": _rabbitmq,
+    "amqps": _rabbitmq,
 }
 
 
