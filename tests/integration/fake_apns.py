@@ -112,7 +112,7 @@ class FakeApns:
         if not self.clock() - 3600 < claims["iat"] <= self.clock() + 5:
             return self.refuse(403, "ExpiredProviderToken", f"iat {claims['iat']}")
         if token in self._expired:
-            return self.refuse(403, "ExpiredProviderToken", "reused after Apple expired it")
+            return apns_error(403, "ExpiredProviderToken")  # Apple's word, not a client fault
         if token not in self._issued_at:
             previous = self.provider_tokens[-1] if self.provider_tokens else None
             if (
@@ -124,6 +124,10 @@ class FakeApns:
             self.provider_tokens.append(token)
             self._issued_at[token] = claims["iat"]
         return None
+
+    def expire(self, provider_token: str) -> None:
+        """From now on answer this token with ExpiredProviderToken, as Apple may at any time."""
+        self._expired.add(provider_token)
 
     def check_headers(self, headers: dict[str, str]) -> Reply | None:
         if headers.get("apns-topic") != TOPIC:

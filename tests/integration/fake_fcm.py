@@ -62,6 +62,10 @@ class FakeGoogle:
     replies: list[Reply] = field(default_factory=list)  # next answers to messages:send
     grant_replies: list[Reply] = field(default_factory=list)
 
+    def revoke(self, token: str) -> None:
+        """Google may revoke an access token before it expires; sends with it then get 401."""
+        del self.tokens[token]
+
     def refuse(self, problem: str) -> Reply:
         self.problems.append(problem)
         return json_reply(400, {"error": "invalid_request", "error_description": problem})

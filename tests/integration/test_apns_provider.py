@@ -254,6 +254,14 @@ async def test_expired_provider_token_mints_a_new_one_and_resends(setup: Setup) 
     assert setup.fake.sends[2].provider_token == second.provider_token
 
 
+async def test_concurrent_sends_refused_as_expired_share_one_new_token(setup: Setup) -> None:
+    await setup.provider.send(push())
+    setup.fake.expire(setup.fake.provider_tokens[0])
+    await asyncio.gather(*(setup.provider.send(push(delivery_id=f"d{i}")) for i in range(10)))
+    assert setup.fake.problems == []
+    assert len(setup.fake.provider_tokens) == 2
+
+
 async def test_a_second_expired_provider_token_is_transient(setup: Setup) -> None:
     setup.fake.replies += [apns_error(403, "ExpiredProviderToken")] * 2
     with pytest.raises(TransientError, match="ExpiredProviderToken"):

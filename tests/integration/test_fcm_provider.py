@@ -268,6 +268,14 @@ async def test_a_401_renews_the_token_once_and_resends(setup: Setup) -> None:
     assert setup.fake.problems == []
 
 
+async def test_a_revoked_token_is_renewed_once_for_many_concurrent_sends(setup: Setup) -> None:
+    await setup.provider.send(push())
+    setup.fake.revoke("ya29.fake-1")
+    await asyncio.gather(*(setup.provider.send(push(token=f"t{i}")) for i in range(10)))
+    assert setup.fake.problems == []
+    assert setup.fake.grants == 2
+
+
 async def test_a_second_401_is_transient_without_a_third_try(setup: Setup) -> None:
     setup.fake.replies += [fcm_error(401, "UNAUTHENTICATED", None)] * 2
     with pytest.raises(TransientError):
