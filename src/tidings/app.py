@@ -10,7 +10,17 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from tidings import __version__
-from tidings.api import demo, inbox, notifications, ops, stream, templates, users
+from tidings.api import (
+    dead_letters,
+    demo,
+    inbox,
+    notifications,
+    ops,
+    stream,
+    templates,
+    unsubscribe,
+    users,
+)
 from tidings.api.errors import exception_handlers
 from tidings.config import Settings
 from tidings.runtime import Runtime
@@ -40,6 +50,8 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
             *stream.handlers,
             *ops.handlers,
             *demo.handlers,
+            *dead_letters.handlers,
+            *unsubscribe.handlers,
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,

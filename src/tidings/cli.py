@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from tidings import dead_letters_cli
 from tidings.config import Settings, load_settings, replace
 from tidings.domain.models import Scope
 from tidings.store.migrate import upgrade
@@ -29,6 +30,10 @@ keys_app = typer.Typer(
     help="Server keys for backend services (Authorization: Bearer tk_…).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+dead_letters_app = typer.Typer(
+    help="Deliveries whose retries ran out: list them, send them again.", no_args_is_help=True
+)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def _settings() -> Settings:
@@ -98,11 +103,24 @@ Host = Annotated[
 Port = Annotated[int | None, typer.Option(help="Port to listen on [TIDINGS_PORT, default 8000].")]
 
 
+Capture = Annotated[
+    bool,
+    typer.Option(
+        "--capture", help="Record and log sends instead of delivering them [TIDINGS_CAPTURE]."
+    ),
+]
+
+
 @app.command()
-def serve(host: Host = None, port: Port = None) -> None:
+def serve(host: Host = None, port: Port = None, capture: Capture = False) -> None:
     """Run everything in one process: API, realtime, workers (embedded default: SQLite)."""
     settings = _settings()
-    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    settings = replace(
+        settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        capture=capture or settings.capture,
+    )
     _configure_logging(settings)
     raw = _with_store(settings, _first_admin_key)
     if raw:
@@ -198,6 +216,19 @@ def subscriber_secret() -> None:
 
     fresh = secrets.token_urlsafe(32)
     typer.echo(_with_store(settings, lambda store: store.keys.setting("subscriber_secret", fresh)))
+
+
+@keys_app.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print the whsec_ secret that signs webhook-channel deliveries (to verify them)."""
+    from tidings.channels.registry import WEBHOOK_SECRET
+    from tidings.channels.webhook_signing import new_secret
+
+    fresh = new_secret()
+    typer.echo(_with_store(_settings(), lambda store: store.keys.setting(WEBHOOK_SECRET, fresh)))
+
+
+dead_letters_cli.register(dead_letters_app, _settings, _with_store)
 
 
 def main() -> None:

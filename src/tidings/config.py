@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tidings.domain.models import Channel
+from tidings.domain.retry import DEFAULT_SCHEDULE, RetryPolicy, policy_for
+
 SECRET_FIELDS = frozenset({"subscriber_secret", "smtp_url", "twilio_auth_token"})
 
 
@@ -27,8 +30,19 @@ class Settings:
     log_level: str = "info"
     # The /demo page mints subscriber tokens for anyone: off unless asked for (make serve does).
     demo: bool = False
-    smtp_url: str = ""
-    email_from: str = ""
+    smtp_url: str = ""  # smtp[s]://user:pass@host:port?starttls=…: turns the email channel on
+    email_from: str = ""  # the From header of every email, e.g. "Acme <noreply@acme.example>"
+    webhook_allow_private: bool = False  # let webhooks reach loopback and private networks
+    # Every provider channel records instead of sending (`tidings serve --capture`): development.
+    capture: bool = False
+    # Delays before each retry of a failed send; TIDINGS_RETRY_SCHEDULE_<CHANNEL> overrides one
+    # channel (read from `extra`, see retry_overrides).
+    retry_schedule: str = DEFAULT_SCHEDULE
+    # Sends in flight per channel, each its own worker pool so a slow provider holds no other.
+    email_concurrency: int = 8
+    push_concurrency: int = 8
+    sms_concurrency: int = 8
+    webhook_concurrency: int = 32
     twilio_auth_token: str = ""
     extra: dict[str, str] = field(default_factory=dict)  # unrecognised TIDINGS_* variables
 
@@ -43,6 +57,23 @@ class Settings:
     @property
     def effective_public_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def retry_overrides(self) -> dict[str, str]:
+        """Per-channel schedules from TIDINGS_RETRY_SCHEDULE_<CHANNEL>, keyed by channel name."""
+        prefix = "TIDINGS_RETRY_SCHEDULE_"
+        return {
+            key.removeprefix(prefix).lower(): value
+            for key, value in self.extra.items()
+            if key.startswith(prefix)
+        }
+
+    def retry_policy(self, channel: Channel | str) -> RetryPolicy:
+        """The retry policy of one channel; ValueError naming the channel when it is malformed."""
+        return policy_for(channel, self.retry_schedule, self.retry_overrides)
+
+    def concurrency(self, channel: Channel | str) -> int:
+        return int(getattr(self, f"{Channel(channel).value}_concurrency", 8))
 
     def masked(self) -> dict[str, Any]:
         """The settings as `tidings config` prints them: secrets replaced by ***."""
@@ -109,7 +140,26 @@ def load_settings(
             values[name] = _convert(name, known[name].type, raw)
         else:
             extra[key] = raw
-    return Settings(**values, extra=extra)
+    settings = Settings(**values, extra=extra)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    """Refuse at load what would otherwise fail later, deep in a worker."""
+    for name in settings.retry_overrides:
+        if name not in {c.value for c in Channel}:
+            known = ", ".join(c.value.upper() for c in Channel)
+            raise ValueError(
+                f"TIDINGS_RETRY_SCHEDULE_{name.upper()}: no such channel (one of {known})"
+            )
+    for channel in Channel:
+        try:
+            settings.retry_policy(channel)
+        except ValueError as exc:
+            raise ValueError(f"TIDINGS_RETRY_SCHEDULE: {exc}") from None
+        if settings.concurrency(channel) < 1:
+            raise ValueError(f"TIDINGS_{channel.value.upper()}_CONCURRENCY must be at least 1")
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

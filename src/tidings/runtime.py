@@ -13,13 +13,16 @@ from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
 from tidings.bus.registry import open_bus
+from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers
 from tidings.config import Settings
 from tidings.domain.models import Channel
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
+from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.in_app import InAppDelivery
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
+from tidings.pipeline.status_events import StatusEvents, no_status_events
 from tidings.pipeline.worker import Worker
 from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
@@ -51,6 +54,13 @@ class Runtime:
         self.router = Router(self.store, self.jobs)
         self.in_app = InAppDelivery(self.store, self.hub)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
+        # Built here so a malformed schedule stops the start, not the first retry.
+        self.retry_policies = {c: settings.retry_policy(c) for c in PROVIDER_CHANNELS}
+        self.unsubscribe = UnsubscribeLinks(settings.effective_public_url, "")
+        self.providers: Providers | None = None
+        self.deliverers: dict[Channel, ProviderDelivery] = {}
+        # Called in each delivery outcome's transaction; status webhooks replace it.
+        self.status_events: StatusEvents = no_status_events
         self.workers: list[Worker] = []
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -60,6 +70,9 @@ class Runtime:
             self.auth.subscriber_secret = await self.store.keys.setting(
                 "subscriber_secret", secrets.token_urlsafe(32)
             )
+        self.unsubscribe.secret = await self.store.keys.setting(
+            "unsubscribe_secret", secrets.token_urlsafe(32)
+        )
         if api:
             await self.hub.start()
         await self.jobs.start()
@@ -76,8 +89,36 @@ class Runtime:
                     batch=BATCH,
                 ),
             ]
+            self.workers += await self._delivery_workers()
             for worker in self.workers:
                 worker.start()
+
+    async def _delivery_workers(self) -> list[Worker]:
+        """One pool per provider channel, each with its own concurrency, so a dead email
+        server never delays push or webhooks. One job per batch: sends are not batched."""
+        self.providers = await open_providers(self.settings, self.store.keys.setting)
+        workers = []
+        for channel, provider in self.providers.by_channel.items():
+            deliverer = ProviderDelivery(
+                self.store,
+                self.jobs,
+                provider,
+                self.retry_policies[channel],
+                unsubscribe=self.unsubscribe,
+                events=self.status_events,
+            )
+            self.deliverers[channel] = deliverer
+            workers.append(
+                Worker(
+                    self.queue,
+                    deliver_queue(channel),
+                    deliverer.handle,
+                    concurrency=self.settings.concurrency(channel),
+                    batch=1,
+                )
+            )
+            log.info("%s deliveries go through %s", channel.value, provider.name)
+        return workers
 
     async def _forget_old_idempotency_keys(self) -> None:
         """Hourly: drop idempotency records past their 24 h (they are ignored already)."""
@@ -94,6 +135,8 @@ class Runtime:
         if self._housekeeping:
             self._housekeeping.cancel()
         await asyncio.gather(*(w.stop() for w in self.workers))
+        if self.providers is not None:
+            await self.providers.close()
         await self.jobs.stop()
         await self.hub.stop()
         await self.queue.close()

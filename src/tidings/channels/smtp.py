@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -101,6 +103,22 @@ class SmtpConfig:
         )
 
 
+class _UrlHeader(UnstructuredHeader, BaseHeader):
+    """A header holding one long <URL>: written on one line (RFC 5322 allows 998 characters).
+
+    Folded at 78 like other headers, a URL, having no space to fold at, would turn into an
+    RFC 2047 encoded-word that no mail client follows as a link.
+    """
+
+    def fold(self, *, policy: email_policy.Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_registry = HeaderRegistry()
+_registry.map_to_type("list-unsubscribe", _UrlHeader)
+_POLICY = email_policy.default.clone(header_factory=_registry)
+
+
 def message_id_for(delivery_id: str, sender: str) -> str:
     """`<delivery_id@tidings.sender-domain>`: the same on every retry of one delivery."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
@@ -123,7 +141,7 @@ def build_email(message: Message, sender: str) -> EmailMessage:
     if not text and not html:
         raise PermanentError("email has neither text nor html")
 
-    email = EmailMessage()
+    email = EmailMessage(policy=_POLICY)
     try:
         email["Subject"] = " ".join(subject.split())  # a template's stray newline is not fatal
         email["From"] = sender

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tidings.store.database import Database
+from tidings.store.deliveries import DeliveryStore
 from tidings.store.inbox import InboxStore
 from tidings.store.keys import KeyStore
 from tidings.store.notifications import NotificationStore
@@ -17,6 +18,7 @@ class Store:
         self.users = UserStore(self.db)
         self.notifications = NotificationStore(self.db)
         self.inbox = InboxStore(self.db)
+        self.deliveries = DeliveryStore(self.db, self.notifications)
         self.templates = TemplateStore(self.db)
 
     async def ping(self) -> None:

@@ -1,0 +1,194 @@
+"""Provider delivery: send one pending delivery through its channel's provider, then record the
+attempt and its outcome (sent, failed, a retry job, or dead) in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from tidings.channels.base import Message, PermanentError, Provider, Receipt, TransientError
+from tidings.domain.models import Channel, Delivery, DeliveryStatus, Device, User
+from tidings.domain.retry import RetryPolicy
+from tidings.domain.unsubscribe import Unsubscribe, sign
+from tidings.pipeline.relay import JobPath
+from tidings.pipeline.route import deliver_queue
+from tidings.pipeline.status_events import StatusEvents, no_status_events
+from tidings.store.deliveries import Attempt, Outcome, SendTarget
+from tidings.store.notifications import OutboxJob
+from tidings.store.store import Store
+
+log = logging.getLogger(__name__)
+ERROR_LIMIT = 1000  # characters of a provider's error kept per attempt
+
+
+def retry_job(
+    delivery_id: str, channel: Channel, failed_attempt: int, priority: int, delay: float
+) -> OutboxJob:
+    """The job for the next try. Its own id (the first job is still held until it is acked),
+    and it says which attempt it expects, so a stale run of an older job changes nothing."""
+    return OutboxJob(
+        queue=deliver_queue(channel),
+        job_id=f"deliver:{delivery_id}:{failed_attempt}",
+        payload={"delivery_id": delivery_id, "attempts": failed_attempt},
+        priority=priority,
+        available_at=datetime.fromtimestamp(time.time() + delay, UTC),
+    )
+
+
+def replay_job(delivery: Delivery, priority: int) -> OutboxJob:
+    """A dead delivery's fresh job; a delivery dies again only after another attempt, so the
+    attempt count keeps replay job ids distinct."""
+    return OutboxJob(
+        queue=deliver_queue(delivery.channel),
+        job_id=f"deliver:{delivery.id}:replay:{delivery.attempts}",
+        payload={"delivery_id": delivery.id, "attempts": delivery.attempts},
+        priority=priority,
+    )
+
+
+def address_for(channel: Channel, user: User, devices: list[Device]) -> str | None:
+    """Where this channel reaches the user now (resolved at send time, not at routing)."""
+    if channel is Channel.EMAIL:
+        return user.email
+    if channel is Channel.SMS:
+        return user.phone
+    if channel is Channel.WEBHOOK:
+        url = user.data.get("webhook_url")
+        if isinstance(url, str) and url:
+            return url
+        return next((d.token for d in devices if d.active and d.provider == "webhook"), None)
+    return None
+
+
+class UnsubscribeLinks:
+    """Signed one-click links that turn one category's email off for one user (RFC 8058)."""
+
+    def __init__(self, public_url: str, secret: str) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.secret = secret
+
+    def url(self, user_id: str, category: str, channel: Channel = Channel.EMAIL) -> str:
+        token = sign(self.secret, Unsubscribe(user_id, category, channel.value))
+        return f"{self.public_url}/v1/unsubscribe?token={token}"
+
+
+class ProviderDelivery:
+    """The handler of one channel's queue, bound to that channel's provider and retry policy."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobPath,
+        provider: Provider,
+        policy: RetryPolicy,
+        *,
+        unsubscribe: UnsubscribeLinks | None = None,
+        events: StatusEvents = no_status_events,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.provider = provider
+        self.policy = policy
+        self.unsubscribe = unsubscribe
+        self.events = events
+
+    async def handle(self, payloads: list[dict[str, Any]]) -> None:
+        """Each job on its own: one slow send must not hold the others' outcomes."""
+        await asyncio.gather(
+            *(self.deliver(p["delivery_id"], int(p.get("attempts", 0))) for p in payloads)
+        )
+
+    async def deliver(self, delivery_id: str, expected_attempts: int = 0) -> Delivery | None:
+        """Send once and record how it went; None when there was nothing to send."""
+        target = await self.store.deliveries.target(delivery_id)
+        if target is None:
+            return None  # erased with its user
+        delivery = target.delivery
+        # Canceled, finished, or this job is stale (an attempt was recorded since it was made).
+        if delivery.status is not DeliveryStatus.PENDING or delivery.attempts != expected_attempts:
+            return None
+        message = await self._message(target)
+        attempt = delivery.attempts + 1
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        receipt: Receipt | None = None
+        error: TransientError | PermanentError | None = None
+        try:
+            receipt = await self.provider.send(message)
+        except (TransientError, PermanentError) as exc:
+            error = exc
+        except Exception as exc:
+            # A provider bug or an unforeseen failure: retried like a transient one, so it is
+            # counted and ends dead instead of looping forever.
+            log.exception("%s provider failed unexpectedly on %s", self.provider.name, delivery.id)
+            error = TransientError(f"{type(exc).__name__}: {exc}")
+        record = Attempt(
+            attempt=attempt,
+            provider=self.provider.name,
+            started_at=started,
+            duration_ms=round((time.perf_counter() - clock) * 1000),
+            outcome="sent",
+        )
+        outcome = self._outcome(target, record, receipt, error)
+        recorded = await self.store.deliveries.record(outcome, self.events)
+        if outcome.retry is not None and recorded is not None:
+            self.jobs.wake()
+        return recorded
+
+    def _outcome(
+        self,
+        target: SendTarget,
+        record: Attempt,
+        receipt: Receipt | None,
+        error: TransientError | PermanentError | None,
+    ) -> Outcome:
+        delivery = target.delivery
+        base = Outcome(delivery.id, delivery.attempts, DeliveryStatus.SENT, record)
+        if error is None:
+            base.provider_message_id = receipt.provider_message_id if receipt else None
+            return base
+        reason = (error.reason or type(error).__name__)[:ERROR_LIMIT]
+        record.error = base.last_error = reason
+        if isinstance(error, PermanentError):
+            record.outcome, base.status = "permanent", DeliveryStatus.FAILED
+            return base
+        record.outcome = "transient"
+        delay = self.policy.next_delay(record.attempt, error.retry_after)
+        if delay is None:
+            base.status = DeliveryStatus.DEAD
+            return base
+        base.status = DeliveryStatus.PENDING
+        base.retry = retry_job(
+            delivery.id, delivery.channel, record.attempt, target.priority.rank, delay
+        )
+        return base
+
+    async def _message(self, target: SendTarget) -> Message:
+        delivery = target.delivery
+        profiles, devices = await self.store.users.profiles([delivery.user_id])
+        user = (
+            profiles[delivery.user_id][0]
+            if delivery.user_id in profiles
+            else User(delivery.user_id)
+        )
+        mine = devices.get(delivery.user_id, [])
+        content = dict(target.content)
+        if delivery.channel is Channel.EMAIL and self.unsubscribe is not None:
+            content["unsubscribe_url"] = self.unsubscribe.url(delivery.user_id, target.category)
+        return Message(
+            delivery_id=delivery.id,
+            notification_id=delivery.notification_id,
+            channel=delivery.channel,
+            category=target.category,
+            user=user,
+            content=content,
+            priority=target.priority,
+            address=address_for(delivery.channel, user, mine),
+            # Push providers get the user's active device of their own kind.
+            device=next((d for d in mine if d.provider == self.provider.name), None),
+            data=target.data,
+            attempt=delivery.attempts + 1,
+        )

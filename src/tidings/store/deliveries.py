@@ -1,0 +1,275 @@
+"""Provider deliveries: what a send needs, each attempt and its outcome, dead letters and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from tidings.domain.models import Channel, Delivery, DeliveryStatus, Priority
+from tidings.store.database import Database
+from tidings.store.notifications import NotificationStore, OutboxJob, _delivery
+from tidings.store.schema import deliveries, delivery_attempts, notifications
+
+# (connection, event type, delivery as a dict): see tidings.pipeline.status_events.
+StatusHook = Callable[[Connection, Any, dict[str, Any]], None]
+# A replay's job: (delivery, its notification's priority rank) -> the job that sends it again.
+ReplayJob = Callable[[Delivery, int], OutboxJob]
+
+_EVENTS = {
+    DeliveryStatus.SENT: "delivery.sent",
+    DeliveryStatus.FAILED: "delivery.failed",
+    DeliveryStatus.DEAD: "delivery.dead",
+}
+_CHUNK = 500  # ids per IN (...) list: far below every engine's parameter limit
+
+
+@dataclass(slots=True)
+class SendTarget:
+    """One delivery as its worker reads it: the rendered content and the notification's words."""
+
+    delivery: Delivery
+    content: dict[str, Any]
+    category: str
+    priority: Priority
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Attempt:
+    attempt: int
+    provider: str | None
+    started_at: datetime
+    duration_ms: int
+    outcome: str  # sent, transient, permanent
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt ended and what the delivery becomes.
+
+    `tried` is the delivery's attempt count when the send began: the outcome applies only
+    if nobody recorded another attempt since (a job run twice records once).
+    """
+
+    delivery_id: str
+    tried: int
+    status: DeliveryStatus  # sent, failed, dead, or pending with `retry`
+    attempt: Attempt
+    provider_message_id: str | None = None
+    retry: OutboxJob | None = None
+    last_error: str | None = field(default=None)
+
+
+class NotDead(Exception):
+    """Only dead deliveries can be replayed."""
+
+    def __init__(self, status: DeliveryStatus) -> None:
+        super().__init__(f"the delivery is {status.value}, not dead")
+        self.status = status
+
+
+def delivery_dict(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as status events carry it (JSON-ready)."""
+    return {
+        "id": delivery.id,
+        "notification_id": delivery.notification_id,
+        "user_id": delivery.user_id,
+        "channel": delivery.channel.value,
+        "provider": delivery.provider,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "provider_message_id": delivery.provider_message_id,
+        "updated_at": delivery.updated_at.isoformat() if delivery.updated_at else None,
+    }
+
+
+def _attempt(row: Any) -> Attempt:
+    return Attempt(
+        attempt=row.attempt,
+        provider=row.provider,
+        started_at=row.started_at,
+        duration_ms=row.duration_ms,
+        outcome=row.outcome,
+        error=row.error,
+    )
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]
+
+
+class DeliveryStore:
+    def __init__(self, db: Database, notification_store: NotificationStore) -> None:
+        self.db = db
+        # Jobs are written however the notification store writes them (outbox or direct),
+        # looked up at each call: the runtime may change it after we are built.
+        self._notifications = notification_store
+
+    async def target(self, delivery_id: str) -> SendTarget | None:
+        query = (
+            sa.select(deliveries, notifications.c.category, notifications.c.priority)
+            .add_columns(notifications.c.data.label("notification_data"))
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .where(deliveries.c.id == delivery_id)
+        )
+        row = await self.db.read(lambda conn: conn.execute(query).first())
+        if row is None:
+            return None
+        return SendTarget(
+            delivery=_delivery(row),
+            content=dict(row.content or {}),
+            category=row.category,
+            priority=Priority(row.priority),
+            data=dict(row.notification_data or {}),
+        )
+
+    async def record(self, outcome: Outcome, events: StatusHook) -> Delivery | None:
+        """In one transaction: the attempt, the delivery's new state, its retry job and its
+        status event. None when the delivery moved on meanwhile (canceled, or recorded by
+        another run of the same job); the attempt is kept either way, since it happened."""
+        now = datetime.now(UTC)
+        sent = outcome.status is DeliveryStatus.SENT
+        # A send that went out while a cancel came in did go out: say so.
+        from_states = [DeliveryStatus.PENDING.value] + (
+            [DeliveryStatus.CANCELED.value] if sent else []
+        )
+        values: dict[str, Any] = {
+            "status": outcome.status.value,
+            "attempts": outcome.tried + 1,
+            "provider": outcome.attempt.provider,
+            "last_error": outcome.last_error,
+            "updated_at": now,
+        }
+        if sent:
+            values["provider_message_id"] = outcome.provider_message_id
+        update = (
+            deliveries.update()
+            .where(
+                deliveries.c.id == outcome.delivery_id,
+                deliveries.c.status.in_(from_states),
+                deliveries.c.attempts == outcome.tried,
+            )
+            .values(**values)
+        )
+        a = outcome.attempt
+
+        def work(conn: Connection) -> Delivery | None:
+            conn.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=outcome.delivery_id,
+                    attempt=a.attempt,
+                    provider=a.provider,
+                    started_at=a.started_at,
+                    duration_ms=a.duration_ms,
+                    outcome=a.outcome,
+                    error=a.error,
+                )
+            )
+            if not conn.execute(update).rowcount:
+                return None
+            if outcome.retry is not None and outcome.status is DeliveryStatus.PENDING:
+                self._notifications.write_jobs(conn, [outcome.retry])
+            delivery = _delivery(
+                conn.execute(
+                    sa.select(deliveries).where(deliveries.c.id == outcome.delivery_id)
+                ).one()
+            )
+            event = _EVENTS.get(delivery.status)
+            if event is not None:
+                events(conn, event, delivery_dict(delivery))
+            return delivery
+
+        # Redone from its job after a crash, like the other pipeline steps: no fsync.
+        return await self.db.write(work, durable=False)
+
+    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[Attempt]]:
+        """Every attempt of each delivery, in order."""
+
+        def work(conn: Connection) -> dict[str, list[Attempt]]:
+            found: dict[str, list[Attempt]] = {d: [] for d in delivery_ids}
+            for chunk in _chunks(delivery_ids):
+                rows = conn.execute(
+                    sa.select(delivery_attempts)
+                    .where(delivery_attempts.c.delivery_id.in_(chunk))
+                    .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.id)
+                ).all()
+                for row in rows:
+                    found[row.delivery_id].append(_attempt(row))
+            return found
+
+        return await self.db.read(work)
+
+    async def dead_letters(
+        self, *, channel: Channel | None, limit: int, cursor: str | None
+    ) -> list[Delivery]:
+        """Dead deliveries, newest first, from after `cursor` (the last id of the page before)."""
+        query = sa.select(deliveries).where(deliveries.c.status == DeliveryStatus.DEAD.value)
+        if channel is not None:
+            query = query.where(deliveries.c.channel == channel.value)
+        if cursor:
+            query = query.where(deliveries.c.id < cursor)
+        query = query.order_by(deliveries.c.id.desc()).limit(limit)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        return [_delivery(r) for r in rows]
+
+    async def replay(self, delivery_id: str, job: ReplayJob) -> Delivery | None:
+        """Dead → pending with a fresh job, attempts kept. None: no such delivery; NotDead."""
+
+        def work(conn: Connection) -> Delivery | None:
+            row = conn.execute(
+                sa.select(deliveries, notifications.c.priority)
+                .join(notifications, notifications.c.id == deliveries.c.notification_id)
+                .where(deliveries.c.id == delivery_id)
+            ).first()
+            if row is None:
+                return None
+            delivery = _delivery(row)
+            if delivery.status is not DeliveryStatus.DEAD:
+                raise NotDead(delivery.status)
+            _revive(conn, [delivery.id])
+            delivery.status = DeliveryStatus.PENDING
+            self._notifications.write_jobs(conn, [job(delivery, Priority(row.priority).rank)])
+            return delivery
+
+        return await self.db.write(work)
+
+    async def replay_many(
+        self, job: ReplayJob, *, channel: Channel | None = None, before: datetime | None = None
+    ) -> int:
+        """Replay every dead delivery (of `channel`, dead before `before`) in one transaction."""
+        query = (
+            sa.select(deliveries, notifications.c.priority)
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .where(deliveries.c.status == DeliveryStatus.DEAD.value)
+        )
+        if channel is not None:
+            query = query.where(deliveries.c.channel == channel.value)
+        if before is not None:
+            query = query.where(deliveries.c.updated_at < before)
+
+        def work(conn: Connection) -> int:
+            rows = conn.execute(query).all()
+            ids = [row.id for row in rows]
+            for chunk in _chunks(ids):
+                _revive(conn, chunk)
+            self._notifications.write_jobs(
+                conn, [job(_delivery(row), Priority(row.priority).rank) for row in rows]
+            )
+            return len(rows)
+
+        return await self.db.write(work)
+
+
+def _revive(conn: Connection, ids: list[str]) -> None:
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(ids), deliveries.c.status == DeliveryStatus.DEAD.value)
+        .values(status=DeliveryStatus.PENDING.value, updated_at=datetime.now(UTC))
+    )
