@@ -20,6 +20,7 @@ from tidings.api import (
     templates,
     unsubscribe,
     users,
+    webhooks,
 )
 from tidings.api.errors import exception_handlers
 from tidings.config import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
             *demo.handlers,
             *dead_letters.handlers,
             *unsubscribe.handlers,
+            *webhooks.handlers,
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,

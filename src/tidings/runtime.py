@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from tidings.api.auth import Authenticator
 from tidings.bus.registry import open_bus
 from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers
+from tidings.channels.webhook import WebhookProvider
+from tidings.channels.webhook_signing import new_secret
 from tidings.config import Settings
 from tidings.domain.models import Channel
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
@@ -22,7 +24,8 @@ from tidings.pipeline.in_app import InAppDelivery
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
-from tidings.pipeline.status_events import StatusEvents, no_status_events
+from tidings.pipeline.status_events import StatusEvents
+from tidings.pipeline.status_webhooks import STATUS_QUEUE, StatusWebhooks
 from tidings.pipeline.worker import Worker
 from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
@@ -59,8 +62,17 @@ class Runtime:
         self.unsubscribe = UnsubscribeLinks(settings.effective_public_url, "")
         self.providers: Providers | None = None
         self.deliverers: dict[Channel, ProviderDelivery] = {}
-        # Called in each delivery outcome's transaction; status webhooks replace it.
-        self.status_events: StatusEvents = no_status_events
+        # Status webhooks are emitted wherever state changes (delivery workers, and API
+        # processes for inbox.read), inside that transaction; they are posted by workers.
+        self.status_webhooks = StatusWebhooks(
+            self.store.notifications,
+            self.store.webhooks,
+            self.queue,
+            self.retry_policies[Channel.WEBHOOK],
+        )
+        self.status_events: StatusEvents = self.status_webhooks
+        self.store.inbox.on_read = self.status_webhooks.inbox_read
+        self.store.inbox.after_read = self.jobs.wake
         self.workers: list[Worker] = []
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -118,6 +130,19 @@ class Runtime:
                 )
             )
             log.info("%s deliveries go through %s", channel.value, provider.name)
+        # Each subscription signs with its own secret; the provider's own is never used here.
+        self.status_webhooks.poster = WebhookProvider(
+            self.providers.http, new_secret(), allow_private=self.settings.webhook_allow_private
+        )
+        workers.append(
+            Worker(
+                self.queue,
+                STATUS_QUEUE,
+                self.status_webhooks.handle,
+                concurrency=self.settings.concurrency(Channel.WEBHOOK),
+                batch=1,
+            )
+        )
         return workers
 
     async def _forget_old_idempotency_keys(self) -> None:

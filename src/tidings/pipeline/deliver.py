@@ -134,8 +134,8 @@ class ProviderDelivery:
         )
         outcome = self._outcome(target, record, receipt, error)
         recorded = await self.store.deliveries.record(outcome, self.events)
-        if outcome.retry is not None and recorded is not None:
-            self.jobs.wake()
+        if recorded is not None:
+            self.jobs.wake()  # a retry job, or status-webhook jobs, may have been written
         return recorded
 
     def _outcome(

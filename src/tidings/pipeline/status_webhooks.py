@@ -36,29 +36,35 @@ class StatusWebhooks:
         self,
         notifications: NotificationStore,
         subscriptions: WebhookStore,
-        poster: WebhookProvider,
         queue: Queue,
         policy: RetryPolicy,
+        poster: WebhookProvider | None = None,
     ) -> None:
         self.notifications = notifications
         self.subscriptions = subscriptions
-        self.poster = poster
+        self.poster = poster  # set where events are posted (workers); not needed to emit them
         self.queue = queue
         self.policy = policy
 
-    def __call__(self, conn: Connection, event: str, data: dict[str, Any]) -> None:
+    def __call__(self, conn: Connection, event: str, delivery: dict[str, Any]) -> None:
         """The status-events hook: queue `event` for every subscriber, in `conn`'s transaction.
 
         The message id (webhook-id) is the event's subject and type, so every retry, and a
         repeat after a crash, carries the same id and receivers can drop duplicates.
         """
-        msg_id = f"{data['id']}.{event}"
+        msg_id = f"{delivery['id']}.{event}"
         now = datetime.now(UTC).isoformat()
         jobs = [
             OutboxJob(
                 STATUS_QUEUE,
                 f"status:{sub.id}:{msg_id}",
-                {"subscription": sub.id, "msg_id": msg_id, "type": event, "at": now, "data": data},
+                {
+                    "subscription": sub.id,
+                    "msg_id": msg_id,
+                    "type": event,
+                    "at": now,
+                    "data": delivery,
+                },
             )
             for sub in subscribed(conn, event)
         ]
@@ -83,6 +89,7 @@ class StatusWebhooks:
             await self._post(payload)
 
     async def _post(self, payload: dict[str, Any]) -> None:
+        assert self.poster is not None, "status webhooks are posted only where a poster is set"
         sub = await self.subscriptions.get(payload["subscription"])
         if sub is None or not sub.active:
             return

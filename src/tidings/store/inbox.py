@@ -64,8 +64,10 @@ def _nobody_listens(conn: Connection, items: list[InboxItem]) -> None:
 class InboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Called inside the transaction that marks items read (status webhooks' inbox.read).
+        # Called inside the transaction that marks items read (status webhooks' inbox.read),
+        # and after it commits (to wake the workers of the jobs the hook wrote).
         self.on_read: ReadHook = _nobody_listens
+        self.after_read: Callable[[], None] = lambda: None
 
     def _bump(self, conn: Connection, user_id: str, unread: int, unseen: int) -> None:
         if not unread and not unseen:
@@ -195,7 +197,10 @@ class InboxStore:
                     )
             return item, _counts(conn, user_id), bool(changes)
 
-        return await self.db.write(work)
+        done = await self.db.write(work)
+        if done is not None and done[2] and done[0].read_at is not None:
+            self.after_read()
+        return done
 
     async def read_all(self, user_id: str) -> tuple[int, InboxCounts]:
         now = datetime.now(UTC)
@@ -230,7 +235,10 @@ class InboxStore:
             )
             return int(result.rowcount or 0), _counts(conn, user_id)
 
-        return await self.db.write(work)
+        updated, counts = await self.db.write(work)
+        if updated:
+            self.after_read()
+        return updated, counts
 
 
 def _transition(

@@ -9,6 +9,7 @@ from tidings.store.keys import KeyStore
 from tidings.store.notifications import NotificationStore
 from tidings.store.templates import TemplateStore
 from tidings.store.users import UserStore
+from tidings.store.webhooks import WebhookStore
 
 
 class Store:
@@ -20,6 +21,7 @@ class Store:
         self.inbox = InboxStore(self.db)
         self.deliveries = DeliveryStore(self.db, self.notifications)
         self.templates = TemplateStore(self.db)
+        self.webhooks = WebhookStore(self.db)
 
     async def ping(self) -> None:
         await self.db.ping()
