@@ -26,28 +26,22 @@ def _service(workdir: Path) -> LiveService:
     return LiveService(workdir, extra_env={"TIDINGS_LOG_LEVEL": "error"})
 
 
-def _ingest_single(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    service = _service(workdir).start()
-    try:
-        return ingest.single(service, seconds=args.seconds)
-    finally:
-        service.stop()
+Scenario = Callable[[argparse.Namespace, Path], dict[str, Any]]
 
 
-def _ingest_batch(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    service = _service(workdir).start()
-    try:
-        return ingest.batch(service, seconds=args.seconds)
-    finally:
-        service.stop()
+def on_fresh_service(
+    measure: Callable[[LiveService, argparse.Namespace], dict[str, Any]],
+) -> Scenario:
+    """A scenario that measures a freshly started service, stopped afterwards."""
 
+    def scenario(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+        service = _service(workdir).start()
+        try:
+            return measure(service, args)
+        finally:
+            service.stop()
 
-def _inapp_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    service = _service(workdir).start()
-    try:
-        return asyncio.run(inapp_latency.measure(service, count=args.count, rate=args.rate))
-    finally:
-        service.stop()
+    return scenario
 
 
 def _inbox_read(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -64,20 +58,14 @@ def _inbox_read(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         service.stop()
 
 
-def _idle(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    service = _service(workdir).start()
-    try:
-        return idle.measure(service, seconds=args.idle_seconds)
-    finally:
-        service.stop()
-
-
-SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
-    "ingest-single": _ingest_single,
-    "ingest-batch": _ingest_batch,
-    "inapp-latency": _inapp_latency,
+SCENARIOS: dict[str, Scenario] = {
+    "ingest-single": on_fresh_service(lambda s, a: ingest.single(s, seconds=a.seconds)),
+    "ingest-batch": on_fresh_service(lambda s, a: ingest.batch(s, seconds=a.seconds)),
+    "inapp-latency": on_fresh_service(
+        lambda s, a: asyncio.run(inapp_latency.measure(s, count=a.count, rate=a.rate))
+    ),
     "inbox-read": _inbox_read,
-    "idle": _idle,
+    "idle": on_fresh_service(lambda s, a: idle.measure(s, seconds=a.idle_seconds)),
 }
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.contract.test_store import _drop_postgres, _postgres_database
 from tidings.domain.templates import TemplateError
-from tidings.store.migrate import upgrade
 from tidings.store.store import Store
 
 BODY: dict[str, Any] = {
@@ -30,23 +27,6 @@ def _titled(title: str, **extra: Any) -> dict[str, Any]:
     body["locales"]["en"]["in_app"]["title"] = title
     body.update(extra)
     return body
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
-    dropped = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url, dropped = await _postgres_database()
-    await asyncio.to_thread(upgrade, url)
-    store = Store(url)
-    try:
-        yield store
-    finally:
-        await store.close()
-        if dropped:
-            await _drop_postgres(dropped)
 
 
 async def test_first_upload_is_version_one_and_active(store: Store) -> None:

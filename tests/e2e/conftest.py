@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.webhook_sink import WebhookSink
 from tests.live import LiveService
 
 
@@ -34,3 +35,13 @@ def api(service: LiveService) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def keys(service: LiveService) -> dict[str, str]:
     return {scope: service.create_key(scope, f"e2e-{scope}") for scope in ("read", "send")}
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[WebhookSink]:
+    """A local HTTP endpoint that records what it receives and answers as told."""
+    running = WebhookSink().start()
+    try:
+        yield running
+    finally:
+        running.stop()

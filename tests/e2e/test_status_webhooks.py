@@ -22,15 +22,6 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[WebhookSink]:
-    running = WebhookSink().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     running = LiveService(tmp_path_factory.mktemp("status"), extra_env=SETTINGS).start()
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from tidings.bus.base import Bus
 from tidings.optional import require
+from tidings.schemes import check_memory_url, pick
 
 BusFactory = Callable[..., Bus]
 """Builds a bus from its URL and keyword options: `factory(url, **options)`."""
@@ -16,9 +16,7 @@ BusFactory = Callable[..., Bus]
 def _memory(url: str, **options: Any) -> Bus:
     from tidings.bus.memory import MemoryBus
 
-    parts = urlsplit(url)
-    if parts.netloc or parts.path or parts.query:
-        raise ValueError(f"memory bus URL takes no host or path: {url!r}; use memory://")
+    check_memory_url(url, "bus")
     return MemoryBus(**options)
 
 
@@ -38,9 +36,4 @@ BUSES: dict[str, BusFactory] = {
 
 def open_bus(url: str, **options: Any) -> Bus:
     """The bus `url` names, built with `options` (e.g. `buffer=500`); not yet connected."""
-    scheme = urlsplit(url).scheme
-    factory = BUSES.get(scheme)
-    if factory is None:
-        known = ", ".join(f"{name}://" for name in BUSES)
-        raise ValueError(f"unknown bus URL scheme in {url!r}: use one of {known}")
-    return factory(url, **options)
+    return pick(BUSES, url, "bus")(url, **options)

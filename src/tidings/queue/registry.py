@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from tidings.optional import require
 from tidings.queue.base import Queue
+from tidings.schemes import check_memory_url, pick
 
 QueueFactory = Callable[..., Queue]
 """Builds a queue from its URL and keyword options: `factory(url, **options)`."""
@@ -16,9 +17,7 @@ QueueFactory = Callable[..., Queue]
 def _memory(url: str, **options: Any) -> Queue:
     from tidings.queue.memory import MemoryQueue
 
-    parts = urlsplit(url)
-    if parts.netloc or parts.path or parts.query:
-        raise ValueError(f"memory queue URL takes no host or path: {url!r}; use memory://")
+    check_memory_url(url, "queue")
     return MemoryQueue(**options)
 
 
@@ -45,12 +44,7 @@ QUEUES: dict[str, QueueFactory] = {
 
 def open_queue(url: str, **options: Any) -> Queue:
     """The queue `url` names, built with `options` (e.g. `lease=30.0`); not yet connected."""
-    scheme = urlsplit(url).scheme
-    factory = QUEUES.get(scheme)
-    if factory is None:
-        known = ", ".join(f"{name}://" for name in QUEUES)
-        raise ValueError(f"unknown queue URL scheme in {url!r}: use one of {known}")
-    return factory(url, **options)
+    return pick(QUEUES, url, "queue")(url, **options)
 
 
 def sqlite_path(url: str) -> str:
