@@ -32,6 +32,9 @@ class Settings:
     demo: bool = False
     smtp_url: str = ""  # smtp[s]://user:pass@host:port?starttls=…: turns the email channel on
     email_from: str = ""  # the From header of every email, e.g. "Acme <noreply@acme.example>"
+    # SendGrid's Event Webhook verification key (base64 DER, as its console shows it): turns on
+    # POST /v1/providers/sendgrid/events. Twilio's reports are checked with twilio_auth_token.
+    sendgrid_webhook_public_key: str = ""
     webhook_allow_private: bool = False  # let webhooks reach loopback and private networks
     # Every provider channel records instead of sending (`tidings serve --capture`): development.
     capture: bool = False
@@ -160,6 +163,13 @@ def _check(settings: Settings) -> None:
             raise ValueError(f"TIDINGS_RETRY_SCHEDULE: {exc}") from None
         if settings.concurrency(channel) < 1:
             raise ValueError(f"TIDINGS_{channel.value.upper()}_CONCURRENCY must be at least 1")
+    if settings.sendgrid_webhook_public_key:
+        from tidings.channels.sendgrid_events import load_public_key
+
+        try:
+            load_public_key(settings.sendgrid_webhook_public_key)
+        except ValueError as exc:
+            raise ValueError(f"TIDINGS_SENDGRID_WEBHOOK_PUBLIC_KEY: {exc}") from None
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

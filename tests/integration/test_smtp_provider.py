@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import socket
 from collections.abc import Callable, Iterator
 from email.message import Message as EmailMessage
@@ -144,6 +145,17 @@ async def test_text_only_is_a_single_plain_part_without_unsubscribe_headers(smtp
     assert parsed.get_payload(decode=True).decode().rstrip() == "Just text"
     assert parsed["List-Unsubscribe"] is None
     assert parsed["List-Unsubscribe-Post"] is None
+
+
+async def test_the_delivery_id_travels_as_a_sendgrid_unique_arg(smtp_server):
+    """SendGrid copies X-SMTPAPI unique_args into each event it posts back to us."""
+    server = smtp_server()
+    provider = provider_for(server.port)
+    await provider.send(email_to(subject="Hi", text="Just text"))
+    await provider.close()
+
+    smtpapi = json.loads(server.parsed()["X-SMTPAPI"])
+    assert smtpapi == {"unique_args": {"tidings_delivery_id": "dlv_1"}}
 
 
 async def test_a_retry_of_the_same_delivery_carries_the_same_message_id(smtp_server):

@@ -6,6 +6,7 @@ Configured by one URL: `smtp://user:pass@host:587?starttls=true` or `smtps://…
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from email import policy as email_policy
@@ -125,6 +126,11 @@ def message_id_for(delivery_id: str, sender: str) -> str:
     return f"<{delivery_id}@tidings.{domain}>"
 
 
+def sendgrid_unique_args(delivery_id: str) -> str:
+    """The X-SMTPAPI value that makes SendGrid carry the delivery id into its events."""
+    return json.dumps({"unique_args": {"tidings_delivery_id": delivery_id}}, separators=(",", ":"))
+
+
 def build_email(message: Message, sender: str) -> EmailMessage:
     """The MIME message: multipart/alternative when there is HTML beside text, else one part.
 
@@ -148,6 +154,10 @@ def build_email(message: Message, sender: str) -> EmailMessage:
         email["To"] = message.address
         email["Date"] = formatdate(usegmt=True)
         email["Message-ID"] = message_id_for(message.delivery_id, sender)
+        # SendGrid's SMTP API: it strips this header and returns the args in every event it
+        # posts to POST /v1/providers/sendgrid/events. Sent to every server, since it is harmless
+        # elsewhere (an X- header carrying the id Message-ID already shows).
+        email["X-SMTPAPI"] = sendgrid_unique_args(message.delivery_id)
         unsubscribe_url = content.get("unsubscribe_url")
         if unsubscribe_url:
             email["List-Unsubscribe"] = f"<{unsubscribe_url}>"

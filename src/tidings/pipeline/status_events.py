@@ -11,7 +11,13 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
 
-DeliveryEvent = Literal["delivery.sent", "delivery.failed", "delivery.dead"]
+DeliveryEvent = Literal[
+    "delivery.sent",
+    "delivery.failed",
+    "delivery.dead",
+    "delivery.delivered",  # from provider feedback (store/feedback.py)
+    "delivery.bounced",
+]
 
 
 class StatusEvents(Protocol):
