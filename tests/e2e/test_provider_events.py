@@ -42,15 +42,6 @@ def public_key_b64() -> str:
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[WebhookSink]:
-    running = WebhookSink().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     settings = {
         "TIDINGS_CAPTURE": "1",
