@@ -22,6 +22,7 @@ from tidings.api import (
     unsubscribe,
     users,
     webhooks,
+    webpush,
 )
 from tidings.api.errors import exception_handlers
 from tidings.config import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
             *dead_letters.handlers,
             *unsubscribe.handlers,
             *webhooks.handlers,
+            *webpush.handlers,
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,

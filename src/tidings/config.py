@@ -11,7 +11,9 @@ from typing import Any
 from tidings.domain.models import Channel
 from tidings.domain.retry import DEFAULT_SCHEDULE, RetryPolicy, policy_for
 
-SECRET_FIELDS = frozenset({"subscriber_secret", "smtp_url", "twilio_auth_token"})
+SECRET_FIELDS = frozenset(
+    {"subscriber_secret", "smtp_url", "twilio_auth_token", "vapid_private_key"}
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,24 @@ class Settings:
     push_concurrency: int = 8
     sms_concurrency: int = 8
     webhook_concurrency: int = 32
+    # Push providers: each is on once its credentials are set (see channels/registry.py).
+    fcm_credentials: str = ""  # path of the service-account JSON key file
+    fcm_base_url: str = ""  # empty: https://fcm.googleapis.com
+    apns_key_file: str = ""  # path of the AuthKey_<key id>.p8 file
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""  # the app's bundle id
+    apns_sandbox: bool = False
+    apns_base_url: str = ""  # empty: Apple's production or sandbox host
+    apns_ca_file: str = ""  # extra CA bundle to trust for APNs (tests, TLS-inspecting proxies)
+    vapid_private_key: str = ""  # PEM or a PEM file's path; empty: generated once and stored
+    vapid_subject: str = ""  # mailto: or https: contact sent to push services (RFC 8292)
+    webpush_allow_private: bool = False  # let push endpoints be http:// or private addresses
+    twilio_account_sid: str = ""
     twilio_auth_token: str = ""
+    twilio_from: str = ""  # an E.164 sender number, or:
+    twilio_messaging_service_sid: str = ""  # a Messaging Service (wins over twilio_from)
+    twilio_base_url: str = "https://api.twilio.com"
     extra: dict[str, str] = field(default_factory=dict)  # unrecognised TIDINGS_* variables
 
     @property

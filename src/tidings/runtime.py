@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
 from tidings.bus.registry import open_bus
-from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers
+from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers, vapid_keys
 from tidings.channels.webhook import WebhookProvider
 from tidings.channels.webhook_signing import new_secret
+from tidings.channels.webpush_crypto import VapidKeys
 from tidings.config import Settings
 from tidings.domain.models import Channel
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.in_app import InAppDelivery
+from tidings.pipeline.push import PushDelivery
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
@@ -61,6 +63,7 @@ class Runtime:
         self.retry_policies = {c: settings.retry_policy(c) for c in PROVIDER_CHANNELS}
         self.unsubscribe = UnsubscribeLinks(settings.effective_public_url, "")
         self.providers: Providers | None = None
+        self.vapid: VapidKeys | None = None  # Web Push keys, loaded (or made) at start
         self.deliverers: dict[Channel, ProviderDelivery] = {}
         # Status webhooks are emitted wherever state changes (delivery workers, and API
         # processes for inbox.read), inside that transaction; they are posted by workers.
@@ -85,6 +88,8 @@ class Runtime:
         self.unsubscribe.secret = await self.store.keys.setting(
             "unsubscribe_secret", secrets.token_urlsafe(32)
         )
+        # Browsers subscribe with the public key that workers sign with: both read it here.
+        self.vapid = await vapid_keys(self.settings, self.store.keys.setting)
         if api:
             await self.hub.start()
         await self.jobs.start()
@@ -108,10 +113,12 @@ class Runtime:
     async def _delivery_workers(self) -> list[Worker]:
         """One pool per provider channel, each with its own concurrency, so a dead email
         server never delays push or webhooks. One job per batch: sends are not batched."""
-        self.providers = await open_providers(self.settings, self.store.keys.setting)
+        self.providers = await open_providers(self.settings, self.store.keys.setting, self.vapid)
         workers = []
         for channel, provider in self.providers.by_channel.items():
-            deliverer = ProviderDelivery(
+            # Push fans out to every device of the user; the others send once per delivery.
+            handler = PushDelivery if channel is Channel.PUSH else ProviderDelivery
+            deliverer = handler(
                 self.store,
                 self.jobs,
                 provider,

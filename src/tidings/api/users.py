@@ -19,6 +19,7 @@ from tidings.api.schemas import (
     UserView,
     view,
 )
+from tidings.channels.twilio import is_e164
 from tidings.domain.ids import new_id
 from tidings.domain.models import Device, Preferences, Scope, User
 from tidings.runtime import Runtime
@@ -39,6 +40,14 @@ async def upsert_user(
 ) -> Response[UserView]:
     require_scope(await runtime.auth.principal(request), Scope.SEND)
     _check_user_id(user_id)
+    if data.phone is not None and not is_e164(data.phone):
+        raise ApiError(
+            422,
+            "validation_error",
+            "phone must be an E.164 number: '+', the country code and the number, digits "
+            "only, 15 at most (e.g. +14155550123)",
+            {"field": "phone"},
+        )
     user, created = await runtime.store.users.upsert(
         User(
             id=user_id,

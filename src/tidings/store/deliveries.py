@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Priority
 from tidings.store.database import Database
 from tidings.store.notifications import NotificationStore, OutboxJob, _delivery
-from tidings.store.schema import deliveries, delivery_attempts, notifications
+from tidings.store.schema import deliveries, delivery_attempts, devices, notifications
 
 # (connection, event type, delivery as a dict): see tidings.pipeline.status_events.
 StatusHook = Callable[[Connection, Any, dict[str, Any]], None]
@@ -47,6 +47,8 @@ class Attempt:
     duration_ms: int
     outcome: str  # sent, transient, permanent
     error: str | None = None
+    device_id: str | None = None  # push: the device this attempt went to
+    provider_message_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +66,9 @@ class Outcome:
     provider_message_id: str | None = None
     retry: OutboxJob | None = None
     last_error: str | None = field(default=None)
+    # Push: one row per device instead of `attempt`, whose provider names the delivery's.
+    device_attempts: list[Attempt] = field(default_factory=list)
+    gone_devices: dict[str, str] = field(default_factory=dict)  # device id -> why it is dead
 
 
 class NotDead(Exception):
@@ -98,6 +103,8 @@ def _attempt(row: Any) -> Attempt:
         duration_ms=row.duration_ms,
         outcome=row.outcome,
         error=row.error,
+        device_id=row.device_id,
+        provider_message_id=row.provider_message_id,
     )
 
 
@@ -158,20 +165,24 @@ class DeliveryStore:
             )
             .values(**values)
         )
-        a = outcome.attempt
+        rows = [
+            {
+                "delivery_id": outcome.delivery_id,
+                "attempt": a.attempt,
+                "provider": a.provider,
+                "started_at": a.started_at,
+                "duration_ms": a.duration_ms,
+                "outcome": a.outcome,
+                "error": a.error,
+                "device_id": a.device_id,
+                "provider_message_id": a.provider_message_id,
+            }
+            for a in outcome.device_attempts or [outcome.attempt]
+        ]
 
         def work(conn: Connection) -> Delivery | None:
-            conn.execute(
-                delivery_attempts.insert().values(
-                    delivery_id=outcome.delivery_id,
-                    attempt=a.attempt,
-                    provider=a.provider,
-                    started_at=a.started_at,
-                    duration_ms=a.duration_ms,
-                    outcome=a.outcome,
-                    error=a.error,
-                )
-            )
+            conn.execute(delivery_attempts.insert(), rows)
+            _touch_devices(conn, outcome, now)
             if not conn.execute(update).rowcount:
                 return None
             if outcome.retry is not None and outcome.status is DeliveryStatus.PENDING:
@@ -205,6 +216,17 @@ class DeliveryStore:
             return found
 
         return await self.db.read(work)
+
+    async def device_outcomes(self, delivery_id: str) -> dict[str, str]:
+        """Push: each device's final outcome so far (sent or permanent), by device id; a
+        retry goes only to the devices not in it."""
+        query = sa.select(delivery_attempts.c.device_id, delivery_attempts.c.outcome).where(
+            delivery_attempts.c.delivery_id == delivery_id,
+            delivery_attempts.c.device_id.is_not(None),
+            delivery_attempts.c.outcome.in_(("sent", "permanent")),
+        )
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        return {row.device_id: row.outcome for row in rows}
 
     async def dead_letters(
         self, *, channel: Channel | None, limit: int, cursor: str | None
@@ -265,6 +287,20 @@ class DeliveryStore:
             return len(rows)
 
         return await self.db.write(work)
+
+
+def _touch_devices(conn: Connection, outcome: Outcome, now: datetime) -> None:
+    """Dead tokens are deactivated (whatever became of the delivery: the token is dead
+    anyway), and devices that took the message note when."""
+    for device_id, reason in outcome.gone_devices.items():
+        conn.execute(
+            devices.update()
+            .where(devices.c.id == device_id)
+            .values(active=False, last_error=reason[:1000])
+        )
+    used = [a.device_id for a in outcome.device_attempts if a.outcome == "sent" and a.device_id]
+    if used:
+        conn.execute(devices.update().where(devices.c.id.in_(used)).values(last_used_at=now))
 
 
 def _revive(conn: Connection, ids: list[str]) -> None:

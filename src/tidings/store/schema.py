@@ -193,6 +193,8 @@ delivery_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),  # sent, transient, permanent
     sa.Column("error", sa.Text),
+    sa.Column("device_id", sa.String(32)),  # push: one row per device tried
+    sa.Column("provider_message_id", sa.String(255)),
 )
 
 # Status webhooks: where to post delivery.* and inbox.* events, signed with `secret`.

@@ -1,9 +1,12 @@
 // <tidings-inbox>: the Tidings in-app inbox (bell, unread badge, dropdown list) as a standard
 // Custom Element. Plain JavaScript, no build step, no dependencies: <script type="module" src>.
 //
-// Attributes: api (Tidings base URL; default same origin), user (user id), token (subscriber JWT).
+// Attributes: api (Tidings base URL; default same origin), user (user id), token (subscriber JWT),
+// service-worker (the Web Push service worker's URL, on the page's own origin; default
+// {api}/web/sw.js). Where the browser can do Web Push, a "Turn on push" button subscribes.
 // Events (bubbling, composed): tidings:notification {item}, tidings:count {unread_count,
-// unseen_count}, tidings:error {status, message}. The host's data-stream attribute says whether
+// unseen_count}, tidings:error {status, message}, tidings:push {endpoint} (subscribed to Web
+// Push; the host then has data-push="on"). The host's data-stream attribute says whether
 // the live stream is "connecting", "open" or "closed" (for an offline hint, and for tests).
 
 const PAGE_SIZE = 20;
@@ -37,6 +40,7 @@ button { font: inherit; color: inherit; cursor: pointer; }
 [part="mark-all"], [part="more"] { border: 0; background: none; color: var(--accent);
   padding: 4px; }
 [part="mark-all"]:disabled { color: #8c959f; cursor: default; }
+[part="push"] { border: 0; background: none; color: var(--accent); padding: 4px; }
 [part="list"] { list-style: none; margin: 0; padding: 0; }
 [part="item"] { display: flex; align-items: flex-start; border-bottom: 1px solid rgb(0 0 0 / 6%); }
 [part="item"][data-read="false"] { background: rgb(37 99 235 / 5%); }
@@ -64,6 +68,7 @@ const SHELL = `
 <div part="panel" id="panel" data-testid="panel" role="region" aria-labelledby="heading" hidden>
   <div part="header">
     <strong id="heading">Notifications</strong>
+    <button part="push" data-testid="push" type="button" hidden>Turn on push</button>
     <button part="mark-all" data-testid="mark-all" type="button">Mark all read</button>
   </div>
   <ul part="list" data-testid="list" role="list" aria-labelledby="heading"></ul>
@@ -134,6 +139,7 @@ export class TidingsInbox extends HTMLElement {
     this.#part("mark-all").addEventListener("click", () => this.markAllRead());
     this.#part("more").addEventListener("click", () => this.#loadPage(this.#cursor));
     this.#part("list").addEventListener("click", (event) => this.#onListClick(event));
+    this.#part("push").addEventListener("click", () => this.subscribePush());
   }
 
   // On the document, not the element: focus may sit on the page (e.g. after "Mark all read"
@@ -153,6 +159,7 @@ export class TidingsInbox extends HTMLElement {
     document.addEventListener("click", this.#onDocumentClick);
     document.addEventListener("keydown", this.#onDocumentKey);
     this.#queueRestart(true);
+    this.#offerPush();
   }
 
   disconnectedCallback() {
@@ -493,6 +500,96 @@ export class TidingsInbox extends HTMLElement {
   #fail(error) {
     this.#emit("tidings:error", { status: error.status ?? 0, message: error.message });
   }
+
+  // ---- Web Push ---------------------------------------------------------------------------
+
+  // Service workers and push need a secure context: https, or http://localhost.
+  get pushSupported() {
+    return window.isSecureContext && "serviceWorker" in navigator && "PushManager" in window &&
+      "Notification" in window;
+  }
+
+  #serviceWorkerUrl() {
+    const base = (this.getAttribute("api") || "").replace(/\/+$/, "");
+    return this.getAttribute("service-worker") || `${base}/web/sw.js`;
+  }
+
+  // The button shows unless push is impossible, refused, or this browser is already subscribed.
+  async #offerPush() {
+    const button = this.#part("push");
+    button.hidden = true;
+    if (!this.pushSupported || Notification.permission === "denied") return;
+    try {
+      const registration = await navigator.serviceWorker.getRegistration(this.#serviceWorkerUrl());
+      if (registration && (await registration.pushManager.getSubscription())) {
+        this.dataset.push = "on";
+        return;
+      }
+    } catch {
+      // No registration can be looked up here (another origin's worker): offer it anyway.
+    }
+    button.hidden = false;
+  }
+
+  // Ask permission, register the service worker, subscribe with the server's VAPID key and
+  // register the subscription as one of the user's devices.
+  async subscribePush() {
+    const button = this.#part("push");
+    button.disabled = true;
+    try {
+      const permission = await Notification.requestPermission();
+      if (permission !== "granted") {
+        button.hidden = permission === "denied";
+        return;
+      }
+      const registration = await activated(
+        await navigator.serviceWorker.register(this.#serviceWorkerUrl()),
+      );
+      let subscription = await registration.pushManager.getSubscription();
+      if (!subscription) {
+        const base = (this.getAttribute("api") || "").replace(/\/+$/, "");
+        const answer = await fetch(`${base}/v1/webpush/vapid-public-key`);
+        if (!answer.ok) throw new RequestError(answer.status, "no VAPID public key");
+        const { public_key: key } = await answer.json();
+        subscription = await registration.pushManager.subscribe({
+          userVisibleOnly: true,
+          applicationServerKey: fromBase64Url(key),
+        });
+      }
+      await this.#request("POST", "/devices", {
+        headers: {
+          Authorization: `Bearer ${this.getAttribute("token")}`,
+          Accept: "application/json",
+          "Content-Type": "application/json",
+        },
+        body: JSON.stringify({ provider: "webpush", subscription: subscription.toJSON() }),
+      });
+      button.hidden = true;
+      this.dataset.push = "on";
+      this.#emit("tidings:push", { endpoint: subscription.endpoint });
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
+
+async function activated(registration) {
+  const worker = registration.installing || registration.waiting;
+  if (registration.active || !worker) return registration;
+  await new Promise((resolve) => {
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "activated") resolve();
+    });
+  });
+  return registration;
+}
+
+function fromBase64Url(text) {
+  const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const raw = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
 }
 
 function parseJSON(text) {
