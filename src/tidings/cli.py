@@ -134,13 +134,65 @@ def serve(host: Host = None, port: Port = None, capture: Capture = False) -> Non
     _run_http(settings, workers=True)
 
 
+def _scaled_out(settings: Settings, role: str) -> None:
+    from tidings.roles import check_scaled_out
+
+    try:
+        check_scaled_out(settings, role)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def api(host: Host = None, port: Port = None) -> None:
-    """Run the HTTP API and realtime role only (scale out: run several behind a load balancer)."""
+    """Run the HTTP API and realtime role only (scale out: run several behind a load balancer).
+
+    Needs PostgreSQL, RabbitMQ and Redis URLs; run `tidings migrate` once before starting."""
     settings = _settings()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    _scaled_out(settings, "api")
     _configure_logging(settings)
     _run_http(settings, workers=False)
+
+
+@app.command()
+def worker(
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            help="Deliver only these channels, e.g. email,push (default: all: "
+            "in_app, email, push, sms, webhook). Status webhooks go with webhook."
+        ),
+    ] = None,
+    route: Annotated[
+        bool, typer.Option(help="Also route accepted notifications into deliveries.")
+    ] = True,
+) -> None:
+    """Run workers only, no HTTP (scale out: as many as the work needs). SIGTERM drains them.
+
+    Needs PostgreSQL, RabbitMQ and Redis URLs; run `tidings migrate` once before starting."""
+    from tidings.roles import parse_channels
+    from tidings.worker_role import run_worker
+
+    settings = _settings()
+    _scaled_out(settings, "worker")
+    try:
+        chosen = parse_channels(channels) if channels is not None else None
+    except ValueError as exc:
+        typer.echo(f"error: --channels: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _configure_logging(settings)
+
+    def ready(queues: str) -> None:
+        typer.echo(f"Tidings worker ready, taking jobs from: {queues}")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(run_worker(settings, channels=chosen, route=route, ready=ready))
+    except Exception as exc:
+        typer.echo(f"error: the worker stopped: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -21,6 +21,11 @@ class Settings:
     database_url: str = "sqlite:///./tidings.db"
     queue_url: str = ""  # empty: the embedded queue in the database file (sqlite only)
     bus_url: str = "memory://"
+    # Names RabbitMQ queues (<namespace>.route.high, …) and Redis channels (<namespace>:user.…),
+    # so deployments (or test runs) sharing a broker or a Redis server stay apart.
+    namespace: str = "tidings"
+    # Seconds a stopping process (SIGTERM) gives work in flight to finish; the rest goes back.
+    shutdown_grace: float = 10.0
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = ""  # how users reach this server (links in emails); default http://host:port

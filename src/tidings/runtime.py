@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
@@ -32,6 +33,7 @@ from tidings.pipeline.worker import Worker
 from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
 from tidings.queue.sqlite import SqliteQueue
+from tidings.roles import bus_options, queue_options
 from tidings.store.notifications import IDEMPOTENCY_WINDOW
 from tidings.store.store import Store
 
@@ -51,8 +53,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.database_url)
-        self.queue = open_queue(settings.effective_queue_url)
-        self.bus = open_bus(settings.bus_url)
+        self.queue = open_queue(settings.effective_queue_url, **queue_options(settings))
+        self.bus = open_bus(settings.bus_url, **bus_options(settings))
         self.hub = Hub(self.bus)
         self.jobs = job_path(self.store, self.queue)
         self.acceptor = Acceptor(self.store.notifications, self.jobs)
@@ -77,9 +79,20 @@ class Runtime:
         self.store.inbox.on_read = self.status_webhooks.inbox_read
         self.store.inbox.after_read = self.jobs.wake
         self.workers: list[Worker] = []
+        self.channels = frozenset(Channel)  # the channels this process's workers deliver
         self._housekeeping: asyncio.Task[None] | None = None
 
-    async def start(self, *, api: bool, workers: bool) -> None:
+    async def start(
+        self,
+        *,
+        api: bool,
+        workers: bool,
+        channels: Collection[Channel] | None = None,
+        route: bool = True,
+    ) -> None:
+        """`channels` and `route` narrow the workers (`tidings worker --channels … --no-route`)."""
+        if channels is not None:
+            self.channels = frozenset(channels)
         if not self.settings.subscriber_secret:
             # Generated once and kept in the database, so every process and restart agrees.
             self.auth.subscriber_secret = await self.store.keys.setting(
@@ -107,6 +120,7 @@ class Runtime:
                 ),
             ]
             self.workers += await self._delivery_workers()
+            self.workers = [w for w in self.workers if self._serves(w.name, route)]
             for worker in self.workers:
                 worker.start()
 
@@ -152,6 +166,14 @@ class Runtime:
         )
         return workers
 
+    def _serves(self, queue: str, route: bool) -> bool:
+        """Whether this process takes jobs from `queue`; status webhooks go with the webhooks."""
+        if queue == ROUTE_QUEUE:
+            return route
+        if queue == STATUS_QUEUE:
+            return Channel.WEBHOOK in self.channels
+        return any(queue == deliver_queue(channel) for channel in self.channels)
+
     async def _forget_old_idempotency_keys(self) -> None:
         """Hourly: drop idempotency records past their 24 h (they are ignored already)."""
         while True:
@@ -166,7 +188,7 @@ class Runtime:
     async def stop(self) -> None:
         if self._housekeeping:
             self._housekeeping.cancel()
-        await asyncio.gather(*(w.stop() for w in self.workers))
+        await asyncio.gather(*(w.stop(self.settings.shutdown_grace) for w in self.workers))
         if self.providers is not None:
             await self.providers.close()
         await self.jobs.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +25,7 @@ class WebhookSink:
         self.always: dict[str, int] = {}  # path -> status, for every request to it
         self._script: dict[str, deque[int]] = defaultdict(deque)
         self._received: list[Received] = []
+        self.arrived: Counter[str] = Counter()  # requests per path, counted before answering
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -69,6 +70,8 @@ class WebhookSink:
                 body = self.rfile.read(length)
                 if len(body) < length:
                     return  # the sender died mid-request (kill -9): nothing was delivered
+                with sink._lock:
+                    sink.arrived[self.path] += 1
                 status = sink._status(self.path)
                 if sink.delay:
                     time.sleep(sink.delay)

@@ -21,6 +21,7 @@ from tidings.queue.sqlite import SqliteQueue
 from tidings.store.notifications import NotificationStore, OutboxJob
 
 log = logging.getLogger(__name__)
+STOP_SECONDS = 5.0  # the last relay round at stop, at most
 
 
 class JobPath(Protocol):
@@ -89,21 +90,28 @@ class Relay:
         self._task = asyncio.create_task(self._loop(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        # A last round, so what this process committed just before stopping goes out now
+        # rather than at another process's next sweep (which still catches it if this fails).
+        try:
+            await asyncio.wait_for(self.relay_once(), STOP_SECONDS)
+        except Exception as exc:
+            log.warning("outbox left for the next relay at stop: %s", exc)
 
     async def relay_once(self) -> int:
         """Relay one batch; the number of jobs moved."""
-        jobs = await self.notifications.take_outbox(self.batch)
-        now = datetime.now(UTC)
-        await self.queue.put_many([new_job(job, now) for job in jobs])
-        if jobs:
-            # Forgotten only once queued: a crash before this line queues them again, and the
-            # queue keeps one job per id.
-            await self.notifications.forget_outbox([j.id for j in jobs if j.id is not None])
-        return len(jobs)
+
+        async def publish(jobs: list[OutboxJob]) -> None:
+            now = datetime.now(UTC)
+            await self.queue.put_many([new_job(job, now) for job in jobs])
+
+        # Rows are forgotten only once queued: a crash before that queues them again, and
+        # handlers are idempotent (the queue keeps one job per id where it can).
+        return await self.notifications.relay_outbox(self.batch, publish)
 
     async def _loop(self) -> None:
         while True:

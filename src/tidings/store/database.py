@@ -7,14 +7,15 @@ each engine does best.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from tidings.optional import require
@@ -100,6 +101,16 @@ def _durably(engine: sa.Engine, work: Work[T]) -> T:
             raw.execute("PRAGMA synchronous=NORMAL")
 
 
+class Held:
+    """A PostgreSQL transaction kept open across awaits: `run(work)` runs store code in it."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def run(self, work: Work[T]) -> T:
+        return await self._conn.run_sync(work)
+
+
 class Database:
     """The engines behind the store, and transactions on them."""
 
@@ -128,6 +139,18 @@ class Database:
                 return await conn.run_sync(work)
         run = _durably if durable else _in_transaction
         return await in_writer(self.path, lambda: run(self._writer, work))
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[Held]:
+        """A PostgreSQL transaction open for the whole block (rows it locks stay locked while
+        the block awaits something else); commits at the end, rolls back if the block raises.
+
+        SQLite has no such thing here: its transactions run in one hop on the writer thread.
+        """
+        if self._async is None:
+            raise NotImplementedError("held transactions are for PostgreSQL only")
+        async with self._async.begin() as conn:
+            yield Held(conn)
 
     async def read(self, work: Work[T]) -> T:
         if self._async is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,8 @@ from tidings.store.database import Database
 from tidings.store.schema import deliveries, idempotency_keys, notifications, outbox, users
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# pg_try_advisory_xact_lock key of the idempotency cleanup, so one process runs it at a time.
+FORGET_IDEMPOTENCY_LOCK = 0x7469_6469_6E67_0001  # "tiding" + 1
 
 
 @dataclass(slots=True)
@@ -208,9 +210,23 @@ class NotificationStore:
 
         return await self.db.write(work)
 
-    async def forget_idempotency_before(self, moment: datetime) -> int:
+    async def forget_idempotency_before(self, moment: datetime) -> int | None:
+        """Delete idempotency records created up to `moment`; how many.
+
+        On PostgreSQL every process runs this hourly, but only one at a time does the work:
+        the others find the advisory lock taken and return None.
+        """
         statement = idempotency_keys.delete().where(idempotency_keys.c.created_at <= moment)
-        return await self.db.write(lambda conn: int(conn.execute(statement).rowcount or 0))
+        postgresql = self.db.dialect == "postgresql"
+
+        def work(conn: Connection) -> int | None:
+            if postgresql:
+                lock = sa.select(sa.func.pg_try_advisory_xact_lock(FORGET_IDEMPOTENCY_LOCK))
+                if not conn.execute(lock).scalar_one():
+                    return None
+            return int(conn.execute(statement).rowcount or 0)
+
+        return await self.db.write(work)
 
     async def get(self, notification_id: str) -> tuple[Notification, list[Delivery]] | None:
         def work(conn: Connection) -> tuple[Notification, list[Delivery]] | None:
@@ -315,3 +331,35 @@ class NotificationStore:
     async def forget_outbox(self, ids: Sequence[int]) -> None:
         statement = outbox.delete().where(outbox.c.id.in_(list(ids)))
         await self.db.write(lambda conn: conn.execute(statement))
+
+    async def relay_outbox(
+        self, limit: int, publish: Callable[[list[OutboxJob]], Awaitable[None]]
+    ) -> int:
+        """Hand up to `limit` outbox jobs, oldest first, to `publish`; delete them once it
+        returned. The number handed over.
+
+        On PostgreSQL, where several processes relay, the rows stay locked (FOR UPDATE SKIP
+        LOCKED) until they are deleted, so other relays take other rows rather than publish
+        these again; a crash or a failed publish rolls back and leaves them for the next relay.
+        SQLite has a single process: read, publish, then delete.
+        """
+        if self.db.dialect != "postgresql":
+            jobs = await self.take_outbox(limit)
+            if jobs:
+                await publish(jobs)
+                await self.forget_outbox([j.id for j in jobs if j.id is not None])
+            return len(jobs)
+        claim = sa.select(outbox).order_by(outbox.c.id).limit(limit)
+        claim = claim.with_for_update(skip_locked=True)
+        async with self.db.held() as transaction:
+            rows = await transaction.run(lambda conn: conn.execute(claim).all())
+            if not rows:
+                return 0
+            jobs = [
+                OutboxJob(r.queue, r.job_id, r.payload, r.priority, r.available_at, id=r.id)
+                for r in rows
+            ]
+            await publish(jobs)
+            forget = outbox.delete().where(outbox.c.id.in_([r.id for r in rows]))
+            await transaction.run(lambda conn: conn.execute(forget))
+        return len(jobs)
