@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install browser lint bench clean
+.PHONY: serve test install browser lint bench bench-scaled clean
 
 $(BIN)/tidings: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: install
 	  echo "Installing Debian's wrk for the benchmarks"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Accepted and delivered per second: the embedded default beside deploy/Procfile's scaled set
+# (needs PostgreSQL, RabbitMQ and Redis; see docs/deployment.md).
+bench-scaled: install
+	$(BIN)/python -m bench.scaled $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tidings.db tidings.db-wal tidings.db-shm

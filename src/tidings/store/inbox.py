@@ -115,7 +115,9 @@ class InboxStore:
                 return [], {}
             conn.execute(inbox_items.insert(), [_item_row(i) for i in stored])
             per_user = Counter(i.user_id for i in stored)
-            for user_id, added in per_user.items():
+            # In user order: concurrent batches (several workers on PostgreSQL) then lock the
+            # counter rows in the same order, and never deadlock on them.
+            for user_id, added in sorted(per_user.items()):
                 self._bump(conn, user_id, added, added)
             rows = conn.execute(
                 sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
