@@ -25,6 +25,7 @@ from tidings.api import (
     webpush,
 )
 from tidings.api.errors import exception_handlers
+from tidings.api.rate_limits import rate_limit_middleware
 from tidings.config import Settings
 from tidings.runtime import Runtime
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=exception_handlers,
+        middleware=[rate_limit_middleware(runtime)],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

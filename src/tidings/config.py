@@ -11,6 +11,9 @@ from typing import Any
 from tidings.domain.models import Channel
 from tidings.domain.retry import DEFAULT_SCHEDULE, RetryPolicy, policy_for
 
+# Providers whose sends TIDINGS_<PROVIDER>_RATE may limit (read from `extra`, see provider_rates).
+RATE_LIMITED_PROVIDERS = ("smtp", "twilio", "fcm", "apns", "webpush", "webhook", "capture")
+
 SECRET_FIELDS = frozenset(
     {"subscriber_secret", "smtp_url", "twilio_auth_token", "vapid_private_key"}
 )
@@ -71,6 +74,18 @@ class Settings:
     twilio_from: str = ""  # an E.164 sender number, or:
     twilio_messaging_service_sid: str = ""  # a Messaging Service (wins over twilio_from)
     twilio_base_url: str = "https://api.twilio.com"
+    # Rate limits and breakers (limits/). Buckets live in TIDINGS_LIMITS_URL; empty: the bus's
+    # Redis when the bus is Redis (shared by every process), else this process's memory.
+    limits_url: str = ""
+    # Requests per second per server key, and per subscriber (user) with a subscriber token;
+    # 0 turns the limit off. A caller may burst to rate_limit_burst requests (0: two seconds'
+    # worth of its rate).
+    rate_limit: float = 100.0
+    subscriber_rate_limit: float = 20.0
+    rate_limit_burst: int = 0
+    # A provider's breaker opens after this many transient failures in a row, for this long.
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)  # unrecognised TIDINGS_* variables
 
     @property
@@ -98,6 +113,16 @@ class Settings:
     def retry_policy(self, channel: Channel | str) -> RetryPolicy:
         """The retry policy of one channel; ValueError naming the channel when it is malformed."""
         return policy_for(channel, self.retry_schedule, self.retry_overrides)
+
+    @property
+    def provider_rates(self) -> dict[str, float]:
+        """Sends per second by provider, from TIDINGS_<PROVIDER>_RATE (absent: unlimited)."""
+        rates = {}
+        for key, value in self.extra.items():
+            name = key.removeprefix("TIDINGS_").removesuffix("_RATE").lower()
+            if key.startswith("TIDINGS_") and key.endswith("_RATE"):
+                rates[name] = float(value)
+        return rates
 
     def concurrency(self, channel: Channel | str) -> int:
         return int(getattr(self, f"{Channel(channel).value}_concurrency", 8))
@@ -187,6 +212,25 @@ def _check(settings: Settings) -> None:
             raise ValueError(f"TIDINGS_RETRY_SCHEDULE: {exc}") from None
         if settings.concurrency(channel) < 1:
             raise ValueError(f"TIDINGS_{channel.value.upper()}_CONCURRENCY must be at least 1")
+    for key, value in settings.extra.items():
+        if not (key.startswith("TIDINGS_") and key.endswith("_RATE")):
+            continue
+        name = key.removeprefix("TIDINGS_").removesuffix("_RATE").lower()
+        if name not in RATE_LIMITED_PROVIDERS:
+            known = ", ".join(p.upper() for p in RATE_LIMITED_PROVIDERS)
+            raise ValueError(f"{key}: no such provider (one of {known})")
+        try:
+            if float(value) < 0:
+                raise ValueError(value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} must be sends per second, 0 or more") from None
+    if settings.breaker_failures < 1:
+        raise ValueError("TIDINGS_BREAKER_FAILURES must be at least 1")
+    if min(settings.rate_limit, settings.subscriber_rate_limit, settings.rate_limit_burst) < 0:
+        raise ValueError(
+            "TIDINGS_RATE_LIMIT, TIDINGS_SUBSCRIBER_RATE_LIMIT and TIDINGS_RATE_LIMIT_BURST "
+            "must be 0 or more"
+        )
     if settings.sendgrid_webhook_public_key:
         from tidings.channels.sendgrid_events import load_public_key
 

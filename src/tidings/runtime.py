@@ -13,6 +13,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
+from tidings.api.rate_limits import ApiRateLimits
 from tidings.bus.registry import open_bus
 from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers, vapid_keys
 from tidings.channels.webhook import WebhookProvider
@@ -20,6 +21,8 @@ from tidings.channels.webhook_signing import new_secret
 from tidings.channels.webpush_crypto import VapidKeys
 from tidings.config import Settings
 from tidings.domain.models import Channel
+from tidings.limits.providers import ProviderLimits
+from tidings.limits.registry import limits_url, open_limiter
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.in_app import InAppDelivery
@@ -61,6 +64,21 @@ class Runtime:
         self.router = Router(self.store, self.jobs)
         self.in_app = InAppDelivery(self.store, self.hub)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
+        self.limiter = open_limiter(
+            limits_url(settings.limits_url, settings.bus_url), prefix=f"{settings.namespace}:limits"
+        )
+        self.api_limits: ApiRateLimits | None = ApiRateLimits(
+            self.limiter,
+            rate=settings.rate_limit,
+            subscriber_rate=settings.subscriber_rate_limit,
+            burst=settings.rate_limit_burst,
+        )
+        self.provider_limits = ProviderLimits(
+            self.limiter,
+            settings.provider_rates,
+            failures=settings.breaker_failures,
+            cooldown=settings.breaker_cooldown,
+        )
         # Built here so a malformed schedule stops the start, not the first retry.
         self.retry_policies = {c: settings.retry_policy(c) for c in PROVIDER_CHANNELS}
         self.unsubscribe = UnsubscribeLinks(settings.effective_public_url, "")
@@ -139,6 +157,8 @@ class Runtime:
                 self.retry_policies[channel],
                 unsubscribe=self.unsubscribe,
                 events=self.status_events,
+                limits=self.provider_limits,
+                queue=self.queue,
             )
             self.deliverers[channel] = deliverer
             workers.append(
@@ -195,6 +215,7 @@ class Runtime:
         await self.hub.stop()
         await self.queue.close()
         await self.bus.close()
+        await self.limiter.close()
         await self.store.close()
 
     async def check(self) -> dict[str, str]:

@@ -15,6 +15,8 @@ from tidings.domain.models import ApiKey, Scope
 from tidings.store.keys import KeyStore
 
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this long
+# Where a request keeps who it is, so the rate-limit middleware and the handler ask once.
+PRINCIPAL_STATE = "tidings.principal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,19 @@ class Authenticator:
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+        state = connection.scope.setdefault("state", {})
+        known = state.get(PRINCIPAL_STATE)
+        if known is None:
+            try:
+                known = await self._principal(connection)
+            except ApiError as exc:
+                known = exc
+            state[PRINCIPAL_STATE] = known
+        if isinstance(known, ApiError):
+            raise known
+        return known  # type: ignore[no-any-return]
+
+    async def _principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
         credential = _credential(connection)
         if credential is None:
             raise ApiError(401, "unauthorized", "missing credentials: send Authorization: Bearer …")

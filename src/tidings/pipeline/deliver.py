@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +14,11 @@ from tidings.channels.base import Message, PermanentError, Provider, Receipt, Tr
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Device, User
 from tidings.domain.retry import RetryPolicy
 from tidings.domain.unsubscribe import Unsubscribe, sign
+from tidings.limits.providers import ProviderLimits
 from tidings.pipeline.relay import JobPath
 from tidings.pipeline.route import deliver_queue
 from tidings.pipeline.status_events import StatusEvents, no_status_events
+from tidings.queue.base import Queue
 from tidings.store.deliveries import Attempt, Outcome, SendTarget
 from tidings.store.notifications import OutboxJob
 from tidings.store.store import Store
@@ -87,6 +90,8 @@ class ProviderDelivery:
         *,
         unsubscribe: UnsubscribeLinks | None = None,
         events: StatusEvents = no_status_events,
+        limits: ProviderLimits | None = None,
+        queue: Queue | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -94,6 +99,10 @@ class ProviderDelivery:
         self.policy = policy
         self.unsubscribe = unsubscribe
         self.events = events
+        # Provider rate limits and breakers; deferred jobs go straight back onto `queue`.
+        self.limits = limits if queue is not None else None
+        self.queue = queue
+        self.deferred = 0  # sends put off by a rate limit or an open breaker, since start
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
         """Each job on its own: one slow send must not hold the others' outcomes."""
@@ -110,6 +119,8 @@ class ProviderDelivery:
         # Canceled, finished, or this job is stale (an attempt was recorded since it was made).
         if delivery.status is not DeliveryStatus.PENDING or delivery.attempts != expected_attempts:
             return None
+        if await self._deferred(target, [self.provider.name]):
+            return None
         message = await self._message(target)
         attempt = delivery.attempts + 1
         started = datetime.now(UTC)
@@ -125,6 +136,7 @@ class ProviderDelivery:
             # counted and ends dead instead of looping forever.
             log.exception("%s provider failed unexpectedly on %s", self.provider.name, delivery.id)
             error = TransientError(f"{type(exc).__name__}: {exc}")
+        self._tell_breaker(delivery.channel, self.provider.name, error)
         record = Attempt(
             attempt=attempt,
             provider=self.provider.name,
@@ -137,6 +149,34 @@ class ProviderDelivery:
         if recorded is not None:
             self.jobs.wake()  # a retry job, or status-webhook jobs, may have been written
         return recorded
+
+    async def _deferred(self, target: SendTarget, providers: list[str]) -> bool:
+        """Whether the send must wait for a rate limit or an open breaker. Waiting is not a
+        failure: the job goes back (a new one, this one is acked) expecting the same attempt,
+        so nothing is recorded and no attempt is counted."""
+        if self.limits is None or self.queue is None:
+            return False
+        delivery = target.delivery
+        waits = [await self.limits.wait(delivery.channel.value, name) for name in providers]
+        wait = max(waits, default=0.0)
+        if wait <= 0:
+            return False
+        await self.queue.put(
+            deliver_queue(delivery.channel),
+            {"delivery_id": delivery.id, "attempts": delivery.attempts},
+            job_id=f"deliver:{delivery.id}:{delivery.attempts}:wait:{uuid.uuid4().hex[:12]}",
+            priority=target.priority.rank,
+            delay=wait,
+        )
+        self.deferred += 1
+        return True
+
+    def _tell_breaker(
+        self, channel: Channel, provider: str, error: TransientError | PermanentError | None
+    ) -> None:
+        if self.limits is not None:
+            transient = isinstance(error, TransientError)
+            self.limits.record(channel.value, provider, transient_failure=transient)
 
     def _outcome(
         self,

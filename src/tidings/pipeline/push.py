@@ -49,6 +49,9 @@ class PushDelivery(ProviderDelivery):
             for d in by_user.get(delivery.user_id, [])
             if d.active and d.provider in PUSH_PROVIDERS and d.id not in done
         ]
+        # One provider refusing (rate or breaker) puts off the whole delivery, uncounted.
+        if await self._deferred(target, sorted({self._provider_name(d) for d in devices})):
+            return None
         attempt = delivery.attempts + 1
         results = await asyncio.gather(
             *(self._send(dataclasses.replace(message, device=d), attempt) for d in devices)
@@ -62,11 +65,7 @@ class PushDelivery(ProviderDelivery):
     async def _send(self, message: Message, attempt: int) -> DeviceResult:
         device = message.device
         assert device is not None
-        name = (
-            self.provider.provider_name(device)
-            if isinstance(self.provider, PushRouter)
-            else self.provider.name
-        )
+        name = self._provider_name(device)
         record = Attempt(
             attempt=attempt,
             provider=name,
@@ -87,11 +86,17 @@ class PushDelivery(ProviderDelivery):
             log.exception("%s push failed unexpectedly on device %s", name, device.id)
             result.error = TransientError(f"{type(exc).__name__}: {exc}")
         record.duration_ms = round((time.perf_counter() - clock) * 1000)
+        self._tell_breaker(message.channel, name, result.error)
         if result.error is not None:
             record.error = (result.error.reason or type(result.error).__name__)[:ERROR_LIMIT]
             transient = isinstance(result.error, TransientError)
             record.outcome = "transient" if transient else "permanent"
         return result
+
+    def _provider_name(self, device: Device) -> str:
+        if isinstance(self.provider, PushRouter):
+            return self.provider.provider_name(device)
+        return self.provider.name
 
     def _fan_in(
         self, target: SendTarget, attempt: int, results: list[DeviceResult], done: dict[str, str]
