@@ -37,6 +37,7 @@ class Worker:
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
 
     def start(self) -> None:
@@ -56,22 +57,31 @@ class Worker:
     async def _loop(self) -> None:
         while True:
             await self._slots.acquire()
+            free = 1
+            # Claim work for every free slot at once: one claim transaction, not one per job.
+            while not self._slots.locked() and free < self.concurrency:
+                await self._slots.acquire()
+                free += 1
             try:
-                jobs = await self.queue.get(self.name, max_jobs=self.batch)
+                jobs = await self.queue.get(self.name, max_jobs=free * self.batch)
             except asyncio.CancelledError:
-                self._slots.release()
+                self._release(free)
                 raise
             except Exception:
                 log.exception("queue %s unavailable; retrying in 1 s", self.name)
-                self._slots.release()
+                self._release(free)
                 await asyncio.sleep(1)
                 continue
-            if not jobs:
-                self._slots.release()
-                continue
-            task = asyncio.create_task(self._run(jobs))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            batches = [jobs[i : i + self.batch] for i in range(0, len(jobs), self.batch)]
+            self._release(free - len(batches))
+            for batch in batches:
+                task = asyncio.create_task(self._run(batch))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    def _release(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
 
     async def _run(self, jobs: list[Job]) -> None:
         try:
