@@ -18,12 +18,13 @@ from typing import Any
 from tests.live import LiveService
 
 from bench import idle, inapp_latency, inbox_read, ingest
+from bench.processes import SERVICE_ENV
 
 RESULTS = Path(__file__).with_name("results")
 
 
 def _service(workdir: Path) -> LiveService:
-    return LiveService(workdir, extra_env={"TIDINGS_LOG_LEVEL": "error"})
+    return LiveService(workdir, extra_env=SERVICE_ENV)
 
 
 Scenario = Callable[[argparse.Namespace, Path], dict[str, Any]]

@@ -20,6 +20,8 @@ import httpx
 from aiosmtpd.controller import Controller
 from tests.live import LiveService, free_port
 
+from bench.processes import SERVICE_ENV
+
 # A minimal ASGI endpoint: counts POSTs, answers 200; GET /count tells how many.
 SINK = """
 count = 0
@@ -68,9 +70,7 @@ def webhooks(workdir: Path, count: int) -> dict[str, Any]:
         ],
         cwd=workdir,
     )
-    service = LiveService(
-        workdir, extra_env={"TIDINGS_WEBHOOK_ALLOW_PRIVATE": "1", "TIDINGS_LOG_LEVEL": "error"}
-    )
+    service = LiveService(workdir, extra_env={**SERVICE_ENV, "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "1"})
     try:
         _wait_http(f"http://127.0.0.1:{port}/count")
         service.start()
@@ -135,7 +135,7 @@ def emails(workdir: Path, count: int) -> dict[str, Any]:
         extra_env={
             "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}",
             "TIDINGS_EMAIL_FROM": "bench@example.com",
-            "TIDINGS_LOG_LEVEL": "error",
+            **SERVICE_ENV,
         },
     )
     latencies = []

@@ -21,6 +21,8 @@ import httpx
 from tests.live import LiveService
 from tests.scaled import ScaledSet
 
+from bench.processes import SERVICE_ENV
+
 USERS = 100
 BATCH = 500
 
@@ -74,7 +76,7 @@ async def _run(urls: list[str], headers: dict[str, str], count: int, inflight: i
 
 
 def embedded(workdir: Path, count: int, inflight: int) -> dict:
-    service = LiveService(workdir, extra_env={"TIDINGS_LOG_LEVEL": "error"}).start()
+    service = LiveService(workdir, extra_env=SERVICE_ENV).start()
     try:
         return asyncio.run(_run([service.url], service.headers(), count, inflight))
     finally:
@@ -82,7 +84,7 @@ def embedded(workdir: Path, count: int, inflight: int) -> dict:
 
 
 def scaled(workdir: Path, count: int, inflight: int) -> dict:
-    running = ScaledSet(workdir, extra_env={"TIDINGS_LOG_LEVEL": "error"}).start()
+    running = ScaledSet(workdir, extra_env=SERVICE_ENV).start()
     try:
         urls = [running.url(api) for api in running.apis]
         return asyncio.run(_run(urls, running.headers(), count, inflight))
