@@ -137,6 +137,10 @@ deliveries = sa.Table(
     sa.Column("content", Json),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Dead letters are read by status, newest first; delivery reports find a delivery by the
+    # provider's message id. Without these both scan the table.
+    sa.Index("ix_deliveries_status_id", "status", "id"),
+    sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
 )
 
 # The inbox item shares its id with the in_app delivery that made it: redelivery is a no-op.
