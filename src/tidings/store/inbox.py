@@ -93,24 +93,25 @@ class InboxStore:
         now = datetime.now(UTC)
 
         def work(conn: Connection) -> tuple[list[InboxItem], dict[str, InboxCounts]]:
-            stored: list[InboxItem] = []
-            for item in items:
-                claim = (
-                    deliveries.update()
-                    .where(
-                        deliveries.c.id == item.id,
-                        deliveries.c.status == DeliveryStatus.PENDING.value,
-                    )
-                    .values(
-                        status=DeliveryStatus.DELIVERED.value,
-                        attempts=deliveries.c.attempts + 1,
-                        provider="inbox",
-                        updated_at=now,
-                    )
+            # One statement for the batch: only deliveries still pending are claimed.
+            claim = (
+                deliveries.update()
+                .where(
+                    deliveries.c.id.in_([item.id for item in items]),
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
                 )
-                if conn.execute(claim).rowcount:
-                    item.created_at = item.created_at or now
-                    stored.append(item)
+                .values(
+                    status=DeliveryStatus.DELIVERED.value,
+                    attempts=deliveries.c.attempts + 1,
+                    provider="inbox",
+                    updated_at=now,
+                )
+                .returning(deliveries.c.id)
+            )
+            claimed = set(conn.execute(claim).scalars())
+            stored = [item for item in items if item.id in claimed]
+            for item in stored:
+                item.created_at = item.created_at or now
             if not stored:
                 return [], {}
             conn.execute(inbox_items.insert(), [_item_row(i) for i in stored])

@@ -261,17 +261,20 @@ class NotificationStore:
         now = datetime.now(UTC)
 
         def work(conn: Connection) -> list[str]:
+            # One statement for the batch: only notifications still accepted are claimed.
+            claim = (
+                notifications.update()
+                .where(
+                    notifications.c.id.in_([plan.notification_id for plan in plans]),
+                    notifications.c.status == NotificationStatus.ACCEPTED.value,
+                )
+                .values(status=NotificationStatus.ROUTED.value)
+                .returning(notifications.c.id)
+            )
+            claimed = set(conn.execute(claim).scalars())
             routed, rows, jobs = [], [], []
             for plan in plans:
-                claim = (
-                    notifications.update()
-                    .where(
-                        notifications.c.id == plan.notification_id,
-                        notifications.c.status == NotificationStatus.ACCEPTED.value,
-                    )
-                    .values(status=NotificationStatus.ROUTED.value)
-                )
-                if conn.execute(claim).rowcount:
+                if plan.notification_id in claimed:
                     routed.append(plan.notification_id)
                     rows += [_delivery_row(d, c, now) for d, c in plan.deliveries]
                     jobs += plan.jobs
