@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from types import TracebackType
+
+from tidings.bus.mailbox import Mailbox
 
 
 class Subscription:
@@ -18,21 +19,19 @@ class Subscription:
 
     def __init__(self, bus: MemoryBus, prefix: str, buffer: int) -> None:
         self.prefix = prefix
-        self.dropped = 0
         self._bus = bus
-        self._items: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(buffer)
+        self._mailbox = Mailbox(buffer)
         self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        return self._mailbox.dropped
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> tuple[str, bytes]:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self._items.get()
-        if item is None:  # closed while we waited
-            raise StopAsyncIteration
-        return item
+        return await self._mailbox.take()
 
     async def aclose(self) -> None:
         self._close()
@@ -49,19 +48,15 @@ class Subscription:
         self._close()
 
     def _offer(self, item: tuple[str, bytes]) -> None:
-        if self._items.full():
-            self._items.get_nowait()
+        if self._mailbox.offer(item):
             self._bus.dropped += 1
-            self.dropped += 1
-        self._items.put_nowait(item)
 
     def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._bus._subscriptions.discard(self)
-        if self._items.empty():  # a reader may be blocked in __anext__: wake it
-            self._items.put_nowait(None)
+        self._mailbox.close()
 
 
 class MemoryBus:

@@ -12,6 +12,8 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tidings.bus.mailbox import Mailbox
+
 log = logging.getLogger(__name__)
 
 # Waiting out a restart: the first retry is quick (a killed connection), later ones back off.
@@ -36,24 +38,22 @@ class RedisSubscription:
 
     def __init__(self, bus: RedisBus, prefix: str, buffer: int) -> None:
         self.prefix = prefix
-        self.dropped = 0
         self.reconnects = 0
         self.subscribed = asyncio.get_running_loop().create_future()
         self._bus = bus
-        self._items: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(buffer)
+        self._mailbox = Mailbox(buffer)
         self._closed = False
         self._task = asyncio.create_task(self._listen(), name=f"redis-bus:{prefix}")
+
+    @property
+    def dropped(self) -> int:
+        return self._mailbox.dropped
 
     def __aiter__(self) -> RedisSubscription:
         return self
 
     async def __anext__(self) -> tuple[str, bytes]:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self._items.get()
-        if item is None:  # closed while we waited
-            raise StopAsyncIteration
-        return item
+        return await self._mailbox.take()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -65,8 +65,7 @@ class RedisSubscription:
             await self._task
         if not self.subscribed.done():  # no publish should wait for it any more
             self.subscribed.cancel()
-        if self._items.empty():  # a reader may be blocked in __anext__: wake it
-            self._items.put_nowait(None)
+        self._mailbox.close()
 
     async def __aenter__(self) -> RedisSubscription:
         return self
@@ -107,11 +106,8 @@ class RedisSubscription:
             self.reconnects += 1
 
     def _offer(self, item: tuple[str, bytes]) -> None:
-        if self._items.full():
-            self._items.get_nowait()
+        if self._mailbox.offer(item):
             self._bus.dropped += 1
-            self.dropped += 1
-        self._items.put_nowait(item)
 
 
 class RedisBus:
