@@ -27,6 +27,7 @@ from tests.integration.fake_apns import (
     Reply,
     apns_error,
 )
+from tests.integration.outcomes import assert_outcome
 from tidings.channels.apns import ApnsKey, ApnsKeyError, ApnsProvider
 from tidings.channels.base import Message, PermanentError, Receipt, TransientError
 from tidings.domain.models import Channel, Device, Priority, User
@@ -210,14 +211,10 @@ async def test_apns_answers_map_to_outcomes(
     retry_after: float | None,
 ) -> None:
     setup.fake.replies.append(reply)
-    with pytest.raises(error) as raised:
-        await setup.provider.send(push())
+    await assert_outcome(
+        setup.provider.send(push()), error, device_gone=device_gone, retry_after=retry_after
+    )
     assert setup.fake.problems == []
-    if isinstance(raised.value, PermanentError):
-        assert raised.value.device_gone is device_gone
-    else:
-        assert isinstance(raised.value, TransientError)
-        assert raised.value.retry_after == retry_after
     assert len(setup.fake.sends) == 1  # the provider never retries on its own
 
 

@@ -29,6 +29,7 @@ from tests.integration.fake_fcm import (
     fcm_error,
     retry_after_30,
 )
+from tests.integration.outcomes import assert_outcome
 from tidings.channels.base import Message, PermanentError, TransientError
 from tidings.channels.fcm import FcmProvider, ServiceAccount, ServiceAccountError
 from tidings.domain.models import Channel, Device, Priority, User
@@ -217,14 +218,10 @@ async def test_fcm_answers_map_to_outcomes(
     retry_after: float | None,
 ) -> None:
     setup.fake.replies.append(reply)
-    with pytest.raises(error) as raised:
-        await setup.provider.send(push())
+    await assert_outcome(
+        setup.provider.send(push()), error, device_gone=device_gone, retry_after=retry_after
+    )
     assert setup.fake.problems == []
-    if isinstance(raised.value, PermanentError):
-        assert raised.value.device_gone is device_gone
-    else:
-        assert isinstance(raised.value, TransientError)
-        assert raised.value.retry_after == retry_after
     assert len(setup.fake.sends) == 1  # the provider never retries on its own
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.integration.fake_push_service import FakePushService
 from tests.integration.local_http import Response
+from tests.integration.outcomes import assert_outcome
 from tidings.channels.base import Message, PermanentError, TransientError
 from tidings.channels.webpush import WebPushProvider, topic_for
 from tidings.channels.webpush_crypto import VapidKeys, b64url_encode
@@ -162,12 +163,7 @@ async def test_push_service_answers_map_to_outcomes(
     if error is None:
         await send
     else:
-        with pytest.raises(error) as caught:
-            await send
-        if isinstance(caught.value, PermanentError):
-            assert caught.value.device_gone is device_gone
-        if isinstance(caught.value, TransientError):
-            assert caught.value.retry_after == retry_after
+        await assert_outcome(send, error, device_gone=device_gone, retry_after=retry_after)
     assert push_service.refusals == []  # the request itself was a valid one
     assert len(sub.received) == 1
 
