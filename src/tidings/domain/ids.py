@@ -36,11 +36,3 @@ def new_id() -> str:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms, _last_rand = ms, rand
     return _encode(ms, 10) + _encode(rand, 16)
-
-
-def id_time_ms(value: str) -> int:
-    """The millisecond timestamp an id was made at."""
-    ms = 0
-    for ch in value[:10]:
-        ms = ms * 32 + _ALPHABET.index(ch)
-    return ms

@@ -46,10 +46,6 @@ class DeliveryStatus(enum.StrEnum):
     DEAD = "dead"
     CANCELED = "canceled"
 
-    @property
-    def is_final(self) -> bool:
-        return self is not DeliveryStatus.PENDING
-
 
 class Scope(enum.StrEnum):
     """What a server key may do; `admin` includes `send`, which includes `read`."""

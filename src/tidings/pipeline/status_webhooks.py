@@ -21,14 +21,6 @@ from tidings.store.webhooks import WebhookStore, subscribed
 log = logging.getLogger(__name__)
 
 STATUS_QUEUE = "webhooks.out"
-EVENTS = (
-    "delivery.sent",
-    "delivery.failed",
-    "delivery.delivered",
-    "delivery.bounced",
-    "delivery.dead",
-    "inbox.read",
-)
 
 
 class StatusWebhooks:
