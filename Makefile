@@ -29,11 +29,16 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-# wrk (a C load generator) drives the HTTP scenarios, so the client is not the bottleneck.
+# wrk (a C load generator) drives the HTTP scenarios, so the client is not the bottleneck;
+# Nchan (nginx's pub/sub module) is the fanout scenario's baseline.
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "Installing Debian's wrk for the benchmarks"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@test -e /usr/lib/nginx/modules/ngx_nchan_module.so || { \
+	  echo "Installing Debian's nginx-light and libnginx-mod-nchan for the fanout baseline"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq nginx-light libnginx-mod-nchan >/dev/null; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Accepted and delivered per second: the embedded default beside deploy/Procfile's scaled set

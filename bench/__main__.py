@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.live import LiveService
 
-from bench import idle, inapp_latency, inbox_read, ingest
+from bench import fanout, idle, inapp_latency, inbox_read, ingest
 from bench.processes import SERVICE_ENV
 
 RESULTS = Path(__file__).with_name("results")
@@ -67,6 +67,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "inbox-read": _inbox_read,
     "idle": on_fresh_service(lambda s, a: idle.measure(s, seconds=a.idle_seconds)),
+    "fanout": fanout.scenario,
 }
 
 
