@@ -68,21 +68,40 @@ class InboxStore:
         # and after it commits (to wake the workers of the jobs the hook wrote).
         self.on_read: ReadHook = _nobody_listens
         self.after_read: Callable[[], None] = lambda: None
-
-    def _bump(self, conn: Connection, user_id: str, unread: int, unseen: int) -> None:
-        if not unread and not unseen:
-            return
-        conn.execute(
-            self.db.insert(inbox_counters)
-            .values(user_id=user_id, unread_count=max(unread, 0), unseen_count=max(unseen, 0))
+        # Built once: statement construction costs more than running it on SQLite.
+        self._add_counts = (
+            db.insert(inbox_counters)
+            .values(
+                user_id=sa.bindparam("p_user"),
+                unread_count=sa.bindparam("p_unread"),
+                unseen_count=sa.bindparam("p_unseen"),
+            )
             .on_conflict_do_update(
                 index_elements=["user_id"],
                 set_={
-                    "unread_count": inbox_counters.c.unread_count + unread,
-                    "unseen_count": inbox_counters.c.unseen_count + unseen,
+                    "unread_count": inbox_counters.c.unread_count + sa.bindparam("p_add_unread"),
+                    "unseen_count": inbox_counters.c.unseen_count + sa.bindparam("p_add_unseen"),
                 },
             )
         )
+
+    def _bump(self, conn: Connection, changes: dict[str, tuple[int, int]]) -> None:
+        """Add (unread, unseen) to each user's counters, creating the rows that are missing:
+        one prepared statement for all of them, in user order (concurrent batches on
+        PostgreSQL then lock counter rows in the same order and never deadlock on them)."""
+        params = [
+            {
+                "p_user": user_id,
+                "p_unread": max(unread, 0),
+                "p_unseen": max(unseen, 0),
+                "p_add_unread": unread,
+                "p_add_unseen": unseen,
+            }
+            for user_id, (unread, unseen) in sorted(changes.items())
+            if unread or unseen
+        ]
+        if params:
+            conn.execute(self._add_counts, params)
 
     async def deliver(
         self, items: Sequence[InboxItem]
@@ -116,10 +135,7 @@ class InboxStore:
                 return [], {}
             conn.execute(inbox_items.insert(), [_item_row(i) for i in stored])
             per_user = Counter(i.user_id for i in stored)
-            # In user order: concurrent batches (several workers on PostgreSQL) then lock the
-            # counter rows in the same order, and never deadlock on them.
-            for user_id, added in sorted(per_user.items()):
-                self._bump(conn, user_id, added, added)
+            self._bump(conn, {user_id: (added, added) for user_id, added in per_user.items()})
             rows = conn.execute(
                 sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
             )
@@ -188,7 +204,7 @@ class InboxStore:
                 )
                 for name, value in changes.items():
                     setattr(item, name, value)
-                self._bump(conn, user_id, unread, unseen)
+                self._bump(conn, {user_id: (unread, unseen)})
                 if item.read_at is not None and "read_at" in changes:
                     self.on_read(conn, [item])
                 if "read_at" in changes:
