@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.live import LiveService
 
-from bench import fanout, idle, inapp_latency, inbox_read, ingest
+from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest
 from bench.processes import SERVICE_ENV
 
 RESULTS = Path(__file__).with_name("results")
@@ -65,6 +65,14 @@ SCENARIOS: dict[str, Scenario] = {
     "inapp-latency": on_fresh_service(
         lambda s, a: asyncio.run(inapp_latency.measure(s, count=a.count, rate=a.rate))
     ),
+    "e2e-inapp": on_fresh_service(
+        lambda s, a: e2e_inapp.measure(
+            s,
+            rates=[float(r) for r in a.rates.split(",")],
+            seconds=a.seconds,
+            saturation_rate=a.saturation_rate,
+        )
+    ),
     "inbox-read": _inbox_read,
     "idle": on_fresh_service(lambda s, a: idle.measure(s, seconds=a.idle_seconds)),
     "fanout": fanout.scenario,
@@ -77,6 +85,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="load duration per measurement")
     parser.add_argument("--count", type=int, default=1000, help="notifications for inapp-latency")
     parser.add_argument("--rate", type=float, default=200.0, help="inapp-latency send rate (/s)")
+    parser.add_argument(
+        "--rates", default="500,1000,2000", help="e2e-inapp single-POST rates (/s), in order"
+    )
+    parser.add_argument(
+        "--saturation-rate", type=float, default=20000, help="e2e-inapp batched offer (/s)"
+    )
     parser.add_argument("--inbox-items", type=int, default=1_000_000)
     parser.add_argument("--inbox-users", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
