@@ -168,6 +168,10 @@ def worker(
     route: Annotated[
         bool, typer.Option(help="Also route accepted notifications into deliveries.")
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve GET /metrics on this port [TIDINGS_METRICS_PORT, default none]."),
+    ] = None,
 ) -> None:
     """Run workers only, no HTTP (scale out: as many as the work needs). SIGTERM drains them.
 
@@ -176,6 +180,8 @@ def worker(
     from tidings.worker_role import run_worker
 
     settings = _settings()
+    if metrics_port is not None:
+        settings = replace(settings, metrics_port=metrics_port)
     _scaled_out(settings, "worker")
     try:
         chosen = parse_channels(channels) if channels is not None else None

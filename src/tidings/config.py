@@ -31,6 +31,7 @@ class Settings:
     shutdown_grace: float = 10.0
     host: str = "127.0.0.1"
     port: int = 8000
+    metrics_port: int = 0  # `tidings worker` serves GET /metrics here (on host); 0: it does not
     public_url: str = ""  # how users reach this server (links in emails); default http://host:port
     subscriber_secret: str = ""  # empty: generated once and kept in the database
     subscriber_token_ttl: int = 3600  # seconds, for tokens minted by POST /v1/users/{id}/token

@@ -23,6 +23,7 @@ from tidings.config import Settings
 from tidings.domain.models import Channel
 from tidings.limits.providers import ProviderLimits
 from tidings.limits.registry import limits_url, open_limiter
+from tidings.metrics import Metrics, read_gauges
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.in_app import InAppDelivery
@@ -60,9 +61,10 @@ class Runtime:
         self.bus = open_bus(settings.bus_url, **bus_options(settings))
         self.hub = Hub(self.bus)
         self.jobs = job_path(self.store, self.queue)
+        self.metrics = Metrics()
         self.acceptor = Acceptor(self.store.notifications, self.jobs)
-        self.router = Router(self.store, self.jobs)
-        self.in_app = InAppDelivery(self.store, self.hub)
+        self.router = Router(self.store, self.jobs, metrics=self.metrics)
+        self.in_app = InAppDelivery(self.store, self.hub, metrics=self.metrics)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
         self.limiter = open_limiter(
             limits_url(settings.limits_url, settings.bus_url), prefix=f"{settings.namespace}:limits"
@@ -93,7 +95,7 @@ class Runtime:
             self.queue,
             self.retry_policies[Channel.WEBHOOK],
         )
-        self.status_events: StatusEvents = self.status_webhooks
+        self.status_events: StatusEvents = self.metrics.counting(self.status_webhooks)
         self.store.inbox.on_read = self.status_webhooks.inbox_read
         self.store.inbox.after_read = self.jobs.wake
         self.workers: list[Worker] = []
@@ -186,6 +188,11 @@ class Runtime:
         )
         return workers
 
+    @property
+    def queue_names(self) -> list[str]:
+        """Every queue the pipeline uses, whichever processes serve them."""
+        return [ROUTE_QUEUE, *(deliver_queue(channel) for channel in Channel), STATUS_QUEUE]
+
     def _serves(self, queue: str, route: bool) -> bool:
         """Whether this process takes jobs from `queue`; status webhooks go with the webhooks."""
         if queue == ROUTE_QUEUE:
@@ -217,6 +224,11 @@ class Runtime:
         await self.bus.close()
         await self.limiter.close()
         await self.store.close()
+
+    async def scrape(self) -> bytes:
+        """The answer to GET /metrics: this process's counters, the shared backends' gauges."""
+        readings = await read_gauges(self.queue, self.queue_names, self.store.stats, self.hub)
+        return self.metrics.exposition(readings)
 
     async def check(self) -> dict[str, str]:
         """Each backend: "ok" or the error that makes it unreachable (for /readyz)."""

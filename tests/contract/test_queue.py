@@ -24,6 +24,7 @@ QUEUE_URLS: dict[str, Callable[[Path], str]] = {
 }
 NO_DEDUP = "RabbitMQ cannot drop a job by id, so a repeat is delivered; handlers are idempotent"
 NO_LEASE = "RabbitMQ returns jobs when a connection is lost, not on a lease (integration tests)"
+READY_ONLY = "RabbitMQ's queue.declare-ok counts ready messages only (see RabbitQueue.stats)"
 
 MakeQueue = Callable[..., Queue]
 
@@ -221,6 +222,32 @@ async def test_the_same_job_id_in_two_queues_is_two_jobs(queue: Queue) -> None:
 
     assert await ids(queue, "route") == ["n1"]
     assert await ids(queue, "deliver.email") == ["n1"]
+
+
+async def test_stats_count_the_ready_jobs_of_every_queue_named(queue: Queue) -> None:
+    await queue.put("deliver.email", {}, job_id="e1", priority=0)
+    await queue.put("deliver.email", {}, job_id="e2", priority=2)
+    await queue.put("deliver.email", {}, job_id="e3")
+    await queue.put("route", {}, job_id="r1")
+    await queue.get("deliver.email", timeout=0)  # taken, not acked: no longer ready
+
+    stats = await queue.stats(["deliver.email", "route", "deliver.sms"])
+
+    assert {name: counts["ready"] for name, counts in stats.items()} == {
+        "deliver.email": 2,
+        "route": 1,
+        "deliver.sms": 0,  # never used
+    }
+
+
+@unsupported_on("rabbitmq", READY_ONLY)
+async def test_stats_tell_delayed_and_leased_jobs_apart(queue: Queue) -> None:
+    await queue.put("work", {}, job_id="first")
+    await queue.put("work", {}, job_id="second")
+    await queue.put("work", {}, job_id="later", delay=60)
+    await queue.get("work", timeout=0)  # takes "first"
+
+    assert await queue.stats(["work"]) == {"work": {"ready": 1, "delayed": 1, "leased": 1}}
 
 
 async def test_ping_succeeds_on_a_working_queue(queue: Queue) -> None:

@@ -98,13 +98,14 @@ async def test_stats_count_ready_delayed_and_leased_jobs_per_queue(tmp_path: Pat
         await queue.put("route", {}, job_id="r")
         await queue.get("deliver.email", timeout=0)
 
-        stats = await queue.stats()
+        stats = await queue.stats(["deliver.email", "route", "deliver.sms"])
     finally:
         await queue.close()
 
     assert stats == {
         "deliver.email": {"ready": 2, "delayed": 1, "leased": 1},
         "route": {"ready": 1, "delayed": 0, "leased": 0},
+        "deliver.sms": {"ready": 0, "delayed": 0, "leased": 0},
     }
 
 

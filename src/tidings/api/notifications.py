@@ -118,6 +118,8 @@ async def send(
             "idempotency_conflict",
             "this Idempotency-Key was used with a different request body",
         ) from None
+    if not replayed:
+        runtime.metrics.accepted()
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(
         msgspec.convert(answers[0], SendAnswer), status_code=HTTP_202_ACCEPTED, headers=headers
@@ -164,6 +166,7 @@ async def send_batch(
         answers, _ = await runtime.acceptor.accept(
             just_orders, channels=await answer_channels(runtime, just_orders, templates)
         )
+        runtime.metrics.accepted(len(answers))
         for (index, _), answer in zip(orders, answers, strict=True):
             results[index] = answer
     return BatchAnswer(results)

@@ -1,4 +1,7 @@
-"""Operations: liveness, readiness of every backend, and the API docs page."""
+"""Operations: liveness, readiness of every backend, Prometheus metrics, the API docs page.
+
+These answer without credentials, like most load balancers and Prometheus expect; they carry
+no user data (see docs/operations.md for keeping them off the public internet)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from litestar import MediaType, Response, get
 
+from tidings.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tidings.runtime import Runtime
 
 
@@ -24,6 +28,20 @@ async def readyz(runtime: Runtime) -> Response[dict[str, Any]]:
     )
 
 
+@get(
+    "/metrics",
+    media_type=METRICS_CONTENT_TYPE,
+    summary="Prometheus metrics (text format 0.0.4)",
+    description="This process's counters (notifications accepted, deliveries by channel and "
+    "status, open realtime connections) and, read from the shared backends at each scrape, "
+    "jobs per queue and state and the dead letters. Scrape every process. No credentials.",
+    response_description="tidings_* metrics in the Prometheus text exposition format 0.0.4",
+)
+async def metrics(runtime: Runtime) -> Response[bytes]:
+    # Set as a header: from media_type Litestar would add a second "; charset=utf-8".
+    return Response(await runtime.scrape(), headers={"content-type": METRICS_CONTENT_TYPE})
+
+
 DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Tidings API</title>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
@@ -40,4 +58,4 @@ async def docs() -> str:
     return DOCS_PAGE
 
 
-handlers = [healthz, readyz, docs]
+handlers = [healthz, readyz, metrics, docs]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings.domain.models import Delivery, DeliveryStatus, InboxItem
+from tidings.domain.models import Channel, Delivery, DeliveryStatus, InboxItem
+from tidings.metrics import Metrics
 from tidings.pipeline.events import Event
 from tidings.pipeline.realtime import Hub
 from tidings.store.inbox import InboxAction
@@ -13,9 +14,10 @@ from tidings.store.store import Store
 
 
 class InAppDelivery:
-    def __init__(self, store: Store, hub: Hub) -> None:
+    def __init__(self, store: Store, hub: Hub, *, metrics: Metrics) -> None:
         self.store = store
         self.hub = hub
+        self.metrics = metrics
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
         """Deliver a batch: one read, one write, then the events."""
@@ -30,6 +32,7 @@ class InAppDelivery:
         if not items:
             return
         stored, counts = await self.store.inbox.deliver(items)
+        self.metrics.delivery(Channel.IN_APP, DeliveryStatus.DELIVERED, len(stored))
         for item in stored:
             await self.hub.publish(item.user_id, Event.notification(item))
         for user_id, user_counts in counts.items():

@@ -47,6 +47,11 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
+    @property
+    def connection_count(self) -> int:
+        """Open connections on this process (GET /metrics)."""
+        return sum(len(c) for c in self._connections.values())
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="realtime-hub")
         await asyncio.wait_for(self._listening.wait(), 10)

@@ -31,6 +31,7 @@ from tidings.domain.templates import (
     render,
     render_content,
 )
+from tidings.metrics import Metrics
 from tidings.pipeline.relay import JobPath
 from tidings.store.notifications import OutboxJob, RoutingPlan
 from tidings.store.store import Store
@@ -84,9 +85,10 @@ def channel_content(
 
 
 class Router:
-    def __init__(self, store: Store, jobs: JobPath) -> None:
+    def __init__(self, store: Store, jobs: JobPath, *, metrics: Metrics) -> None:
         self.store = store
         self.jobs = jobs
+        self.metrics = metrics
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
         """Route a batch of notifications: four reads and one write, whatever its size."""
@@ -107,8 +109,13 @@ class Router:
             plans.append(
                 plan(notification, user, prefs, devices[notification.user_id], template=template)
             )
-        if await self.store.notifications.record_routing(plans):
+        routed = set(await self.store.notifications.record_routing(plans))
+        if routed:
             self.jobs.wake()
+        for done in (p for p in plans if p.notification_id in routed):
+            for delivery, _ in done.deliveries:
+                if delivery.status is not DeliveryStatus.PENDING:  # suppressed, or failed
+                    self.metrics.delivery(delivery.channel, delivery.status)
 
 
 def plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +64,12 @@ class Queue(Protocol):
 
     async def retry(self, job: Job, *, delay: float) -> None:
         """Give the job back, due again after `delay` seconds, its attempts counted."""
+        ...
+
+    async def stats(self, queues: Collection[str]) -> dict[str, dict[str, int]]:
+        """Jobs waiting in each of `queues` (every one answered, 0 when it has none), by state:
+        `ready` (due now) always; `delayed` (due later) and `leased` (taken, not acked yet)
+        where the backend can tell. For GET /metrics."""
         ...
 
     async def ping(self) -> None:

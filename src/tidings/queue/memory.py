@@ -6,6 +6,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,13 +137,14 @@ class MemoryQueue:
         for lane in self._lanes.values():
             self._wake(lane)
 
-    async def stats(self) -> dict[str, dict[str, int]]:
+    async def stats(self, queues: Collection[str]) -> dict[str, dict[str, int]]:
         """Jobs per queue: ready (due now), delayed (due later) and leased (taken, not acked)."""
         now = time.monotonic()
         counts: dict[str, dict[str, int]] = {}
-        for name, lane in self._lanes.items():
+        for name in queues:
             row = counts[name] = {"ready": 0, "delayed": 0, "leased": 0}
-            for entry in lane.jobs.values():
+            lane = self._lanes.get(name)
+            for entry in lane.jobs.values() if lane else ():
                 if entry.due <= now:
                     row["ready"] += 1
                 else:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPConnectionError, ChannelInvalidStateError
+from aiormq.abc import AbstractChannel as AbstractRawChannel
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from tidings.queue.base import Job, NewJob
 
@@ -183,6 +186,39 @@ class RabbitQueue:
             await underlay.exchange_declare(exchange=self.delay_exchange, passive=True)
 
         await asyncio.wait_for(check(), 5)
+
+    async def stats(self, queues: Collection[str]) -> dict[str, dict[str, int]]:
+        """Ready jobs per queue (its three level queues), from passive declares.
+
+        RabbitMQ answers a declare with the ready count only: jobs pushed to consumers and not
+        yet acked are not in it, and delayed jobs wait in holding queues shared by every
+        queue, so neither `leased` nor `delayed` is given. A queue nobody has put to yet does
+        not exist: 0. The declares run on a channel of their own, which the broker closes at
+        a missing queue; the publisher's channel is never at stake.
+        """
+        connection = await self._connect()
+        if connection.transport is None:
+            raise ConnectionError("RabbitMQ is reconnecting")
+        raw = connection.transport.connection
+        counts = {name: {"ready": 0} for name in queues}
+        channel: AbstractRawChannel | None = None
+        try:
+            for name in queues:
+                for priority in range(len(LEVELS)):
+                    if channel is None:
+                        channel = await raw.channel(publisher_confirms=False)
+                    try:
+                        declared = await channel.queue_declare(
+                            self.level_queue(name, priority), passive=True
+                        )
+                    except ChannelNotFoundEntity:
+                        channel = None  # closed by the broker along with its answer
+                        continue
+                    counts[name]["ready"] += declared.message_count or 0
+        finally:
+            if channel is not None:
+                await channel.close()
+        return counts
 
     async def close(self) -> None:
         self._closed = True

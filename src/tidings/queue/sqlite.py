@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import msgspec
@@ -215,13 +215,14 @@ class SqliteQueue:
             self._wake(queue)
         await in_writer(self.path, self._disconnect)
 
-    async def stats(self) -> dict[str, dict[str, int]]:
+    async def stats(self, queues: Collection[str]) -> dict[str, dict[str, int]]:
         """Jobs per queue: ready (due now), delayed (due later) and leased (taken, not acked)."""
         now = time.time()
         rows = await self._run(lambda db: db.execute(_STATS, {"now": now}).fetchall())
+        found = {queue: (ready, delayed, leased) for queue, ready, delayed, leased in rows}
         return {
-            queue: {"ready": ready, "delayed": delayed, "leased": leased}
-            for queue, ready, delayed, leased in rows
+            name: dict(zip(("ready", "delayed", "leased"), found.get(name, (0, 0, 0)), strict=True))
+            for name in queues
         }
 
     def _disconnect(self) -> None:

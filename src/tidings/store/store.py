@@ -7,6 +7,7 @@ from tidings.store.deliveries import DeliveryStore
 from tidings.store.inbox import InboxStore
 from tidings.store.keys import KeyStore
 from tidings.store.notifications import NotificationStore
+from tidings.store.stats import StatsStore
 from tidings.store.templates import TemplateStore
 from tidings.store.users import UserStore
 from tidings.store.webhooks import WebhookStore
@@ -22,6 +23,7 @@ class Store:
         self.deliveries = DeliveryStore(self.db, self.notifications)
         self.templates = TemplateStore(self.db)
         self.webhooks = WebhookStore(self.db)
+        self.stats = StatsStore(self.db)
 
     async def ping(self) -> None:
         await self.db.ping()
