@@ -7,7 +7,9 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from msgspec import Struct
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,28 @@ class ApiError(HTTPException):
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+class ErrorDetail(Struct):
+    code: str
+    message: str
+    details: Any
+
+
+class ErrorAnswer(Struct):
+    """The body of every error, for /openapi.json."""
+
+    error: ErrorDetail
+
+
+def error_responses(described: dict[int, str]) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a handler answers: {status: when}."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorAnswer, description=description, generate_examples=False
+        )
+        for status, description in described.items()
+    }
 
 
 def not_found(what: str) -> ApiError:

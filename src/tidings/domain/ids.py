@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
@@ -36,3 +38,11 @@ def new_id() -> str:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms, _last_rand = ms, rand
     return _encode(ms, 10) + _encode(rand, 16)
+
+
+def first_id_at(moment: datetime) -> str:
+    """The smallest id made at or after `moment` (an aware datetime, to the millisecond): the
+    ids of a time range are a range of ids, so a primary key doubles as an index on creation
+    time. Before 1970 it is the smallest id of all; 48 bits of ms reach past the year 9999."""
+    ms = max(0, math.floor(moment.timestamp() * 1000))
+    return _encode(ms, 10) + _ALPHABET[0] * 16

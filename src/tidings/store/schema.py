@@ -141,6 +141,8 @@ deliveries = sa.Table(
     # provider's message id. Without these both scan the table.
     sa.Index("ix_deliveries_status_id", "status", "id"),
     sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
+    # GET /v1/stats counts a time window by channel and status from this index alone.
+    sa.Index("ix_deliveries_created_at_channel_status", "created_at", "channel", "status"),
 )
 
 # The inbox item shares its id with the in_app delivery that made it: redelivery is a no-op.
