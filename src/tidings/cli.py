@@ -94,6 +94,9 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
         # with Last-Event-ID anyway, so keep it short.
         timeout_graceful_shutdown=3,
         ws_ping_interval=None,  # we send our own heartbeats, which browsers can see
+        # Compression would keep a zlib context per WebSocket (~34 KiB each, more than all
+        # else a connection holds) to shrink frames of a few hundred bytes.
+        ws_per_message_deflate=False,
     )
 
 
