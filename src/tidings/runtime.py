@@ -59,7 +59,7 @@ class Runtime:
         self.store = Store(settings.database_url)
         self.queue = open_queue(settings.effective_queue_url, **queue_options(settings))
         self.bus = open_bus(settings.bus_url, **bus_options(settings))
-        self.hub = Hub(self.bus)
+        self.hub = Hub(self.bus, heartbeat=settings.heartbeat_seconds)
         self.jobs = job_path(self.store, self.queue)
         self.metrics = Metrics()
         self.acceptor = Acceptor(self.store.notifications, self.jobs)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -18,7 +16,7 @@ from tidings.api.errors import ApiError
 from tidings.domain.models import Scope
 from tidings.pipeline import in_app
 from tidings.pipeline.events import Event
-from tidings.pipeline.stream import Lagging, user_events
+from tidings.pipeline.stream import Lagging, UserEventSender, user_events
 from tidings.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,11 +33,7 @@ async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -
     """`Last-Event-ID` (header or ?last_event_id=) replays every newer item, then goes live."""
     require_user(await runtime.auth.principal(request), user_id, Scope.READ)
     events: AsyncGenerator[Event, None] = user_events(
-        runtime.hub,
-        runtime.store.inbox,
-        user_id,
-        last_event_id=_last_event_id(request),
-        heartbeat=runtime.settings.heartbeat_seconds,
+        runtime.hub, runtime.store.inbox, user_id, last_event_id=_last_event_id(request)
     )
 
     async def frames() -> AsyncIterator[bytes]:
@@ -71,34 +65,24 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
             code=4401 if exc.status_code == 401 else 4403, reason=str(exc.detail)[:120]
         )
         return
-    await socket.accept()
-    events: AsyncGenerator[Event, None] = user_events(
-        runtime.hub,
-        runtime.store.inbox,
-        user_id,
-        last_event_id=_last_event_id(socket),
-        heartbeat=runtime.settings.heartbeat_seconds,
-    )
 
-    async def send_events() -> None:
-        async for event in events:
-            await socket.send_text(event.ws)
+    async def send(event: Event) -> None:
+        await socket.send_text(event.ws)
 
-    # Whichever ends first ends the connection: the client leaving (reader) or the stream.
-    reader = asyncio.create_task(_read_actions(socket, runtime, user_id))
-    sender = asyncio.create_task(send_events())
+    async def lagging() -> None:
+        await socket.close(code=4008, reason="too slow; reconnect with last_event_id")
+
+    # This task reads the client's actions until it leaves; events are sent by the sender's
+    # own task, which runs only while some wait (an idle connection holds no second task).
+    sender = UserEventSender(runtime.hub, user_id, send, lagging)
     try:
-        done, _ = await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
-        if sender in done and isinstance(sender.exception(), Lagging):
-            await socket.close(code=4008, reason="too slow; reconnect with last_event_id")
+        await socket.accept()
+        await sender.start(runtime.store.inbox, _last_event_id(socket))
+        await _read_actions(socket, runtime, user_id)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away
     finally:
-        for task in (reader, sender):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await events.aclose()
+        await sender.close()
 
 
 async def _read_actions(socket: WebSocket[Any, Any, Any], runtime: Runtime, user_id: str) -> None:

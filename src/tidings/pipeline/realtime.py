@@ -6,45 +6,82 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from tidings.bus.base import Bus
-from tidings.pipeline.events import Event
+from tidings.pipeline.events import HEARTBEAT, Event
 
 log = logging.getLogger(__name__)
 TOPIC_PREFIX = "user."
+SWEEPS_PER_HEARTBEAT = 4  # so a quiet connection hears a heartbeat within 1.25 intervals
 
 
 class Connection:
-    """One open SSE stream or WebSocket. A client too slow to keep up is cut off (`lagging`)
-    rather than slowing everyone; it reconnects and replays from its Last-Event-ID."""
+    """One open SSE stream or WebSocket: the events on their way to it.
 
-    def __init__(self, user_id: str, buffer: int) -> None:
+    Its reader either pulls them (`next`) or is called when one arrives (`on_ready`), so a
+    WebSocket needs a task only while it has something to send: with thousands of idle
+    connections, a waiting task and queue each cost more memory than the socket. A client too
+    slow to keep up is cut off (`lagging`) rather than slowing everyone; it reconnects and
+    replays from its Last-Event-ID.
+    """
+
+    __slots__ = ("_on_ready", "_waiter", "buffer", "lagging", "last_offer", "pending", "user_id")
+
+    def __init__(
+        self, user_id: str, buffer: int, on_ready: Callable[[], None] | None = None
+    ) -> None:
         self.user_id = user_id
-        self.events: asyncio.Queue[Event] = asyncio.Queue(buffer)
+        self.buffer = buffer
+        self.pending: list[Event] = []  # a list: a deque allocates 600 bytes up front
         self.lagging = False
+        self.last_offer = 0.0  # loop time of the newest event, for heartbeats
+        self._on_ready = on_ready
+        self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event, now: float) -> None:
         if self.lagging:
             return
-        try:
-            self.events.put_nowait(event)
-        except asyncio.QueueFull:
+        self.last_offer = now
+        if len(self.pending) >= self.buffer:
             self.lagging = True
+            self.pending.clear()
+        else:
+            self.pending.append(event)
+        if self._on_ready is not None:
+            self._on_ready()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
-    async def next(self, timeout: float) -> Event | None:
-        """The next event, or None when `timeout` passes quietly (time for a heartbeat)."""
-        try:
-            return await asyncio.wait_for(self.events.get(), timeout)
-        except TimeoutError:
-            return None
+    async def next(self, timeout: float | None = None) -> Event | None:
+        """The next event; None if `timeout` passes quietly, or once the client is lagging."""
+        if not self.pending and not self.lagging:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        return self.pending.pop(0) if self.pending else None
+
+    def take(self) -> list[Event]:
+        """Every waiting event, oldest first; none wait afterwards."""
+        events, self.pending = self.pending, []
+        return events
 
 
 class Hub:
-    def __init__(self, bus: Bus, *, buffer: int = 256) -> None:
+    """Keeps every open connection of this process, hands each bus event to the user's, and
+    offers a heartbeat to each connection that has been quiet for `heartbeat` seconds."""
+
+    def __init__(self, bus: Bus, *, buffer: int = 256, heartbeat: float = 15.0) -> None:
         self.bus = bus
         self.buffer = buffer
+        self.heartbeat = heartbeat
         self._connections: dict[str, set[Connection]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
 
     @property
@@ -53,14 +90,17 @@ class Hub:
         return sum(len(c) for c in self._connections.values())
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="realtime-hub")
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="realtime-hub"),
+            asyncio.create_task(self._beat(), name="realtime-heartbeat"),
+        ]
         await asyncio.wait_for(self._listening.wait(), 10)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def _listen(self) -> None:
         while True:
@@ -76,16 +116,32 @@ class Hub:
                 log.exception("realtime bus subscription failed; resubscribing in 1 s")
                 await asyncio.sleep(1)
 
+    async def _beat(self) -> None:
+        """One timer for every connection, rather than one per connection."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.heartbeat / SWEEPS_PER_HEARTBEAT)
+            now = loop.time()
+            quiet_since = now - self.heartbeat
+            for connections in list(self._connections.values()):
+                for connection in list(connections):
+                    if connection.last_offer <= quiet_since:
+                        connection.offer(HEARTBEAT, now)
+
     def _dispatch(self, user_id: str, message: bytes) -> None:
         connections = self._connections.get(user_id)
         if not connections:
             return
         event = Event(message)  # shared: each encoding is computed once for all connections
+        now = asyncio.get_running_loop().time()
         for connection in connections:
-            connection.offer(event)
+            connection.offer(event, now)
 
-    def connect(self, user_id: str) -> Connection:
-        connection = Connection(user_id, self.buffer)
+    def connect(self, user_id: str, on_ready: Callable[[], None] | None = None) -> Connection:
+        """A new connection for `user_id`; `on_ready` (if given) is called on each event offered,
+        else the reader pulls with `Connection.next`."""
+        connection = Connection(user_id, self.buffer, on_ready)
+        connection.last_offer = asyncio.get_running_loop().time()
         self._connections[user_id].add(connection)
         return connection
 
