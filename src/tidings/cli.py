@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from tidings import dead_letters_cli
+from tidings import dead_letters_cli, send_cli
 from tidings.config import Settings, load_settings, replace
 from tidings.domain.models import Scope
 from tidings.store.migrate import upgrade
@@ -290,6 +290,7 @@ def webhook_secret() -> None:
 
 
 dead_letters_cli.register(dead_letters_app, _settings, _with_store)
+send_cli.register(app, _settings)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from tidings.domain.retry import DEFAULT_SCHEDULE, RetryPolicy, policy_for
 RATE_LIMITED_PROVIDERS = ("smtp", "twilio", "fcm", "apns", "webpush", "webhook", "capture")
 
 SECRET_FIELDS = frozenset(
-    {"subscriber_secret", "smtp_url", "twilio_auth_token", "vapid_private_key"}
+    {"subscriber_secret", "smtp_url", "twilio_auth_token", "vapid_private_key", "api_key"}
 )
 
 
@@ -32,6 +32,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     metrics_port: int = 0  # `tidings worker` serves GET /metrics here (on host); 0: it does not
+    api_key: str = ""  # the server key `tidings send` posts with (the service never reads it)
     public_url: str = ""  # how users reach this server (links in emails); default http://host:port
     subscriber_secret: str = ""  # empty: generated once and kept in the database
     subscriber_token_ttl: int = 3600  # seconds, for tokens minted by POST /v1/users/{id}/token

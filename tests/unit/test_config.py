@@ -33,3 +33,9 @@ def test_postgres_needs_an_explicit_queue():
 def test_masked_hides_secrets():
     settings = load_settings({"TIDINGS_SUBSCRIBER_SECRET": "s3cret"}, dotenv=None)
     assert settings.masked()["subscriber_secret"] == "***"
+
+
+def test_masked_hides_the_api_key_tidings_send_uses():
+    settings = load_settings({"TIDINGS_API_KEY": "tk_secret"}, dotenv=None)
+    assert settings.api_key == "tk_secret"
+    assert settings.masked()["api_key"] == "***"
