@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.live import LiveService
 
-from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest
+from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest, webhook_drain
 from bench.processes import SERVICE_ENV
 
 RESULTS = Path(__file__).with_name("results")
@@ -76,6 +76,7 @@ SCENARIOS: dict[str, Scenario] = {
     "inbox-read": _inbox_read,
     "idle": on_fresh_service(lambda s, a: idle.measure(s, seconds=a.idle_seconds)),
     "fanout": fanout.scenario,
+    "webhook-drain": lambda a, w: webhook_drain.measure(w, count=a.webhooks, seconds=a.seconds),
 }
 
 
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--inbox-items", type=int, default=1_000_000)
     parser.add_argument("--inbox-users", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--webhooks", type=int, default=50_000, help="webhook-drain backlog")
     args = parser.parse_args()
     names = args.scenarios or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
