@@ -90,8 +90,18 @@ class Authenticator:
         return key
 
 
+def raw_header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str | None:
+    """One header straight from the ASGI scope (`name` in lower case). Litestar's `headers`
+    would build a dict of them all and keep it for the connection's life: for a WebSocket,
+    that is hours of memory for one look at the credentials."""
+    for key, value in connection.scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
 def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization")
+    header = raw_header(connection, b"authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():

@@ -11,7 +11,7 @@ from litestar import Request, Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.response import Stream
 
-from tidings.api.auth import require_user
+from tidings.api.auth import raw_header, require_user
 from tidings.api.errors import ApiError
 from tidings.domain.models import Scope
 from tidings.pipeline import in_app
@@ -24,7 +24,7 @@ SSE_RETRY_MS = 2000
 
 
 def _last_event_id(connection: Request[Any, Any, Any] | WebSocket[Any, Any, Any]) -> str | None:
-    value = connection.headers.get("last-event-id") or connection.query_params.get("last_event_id")
+    value = raw_header(connection, b"last-event-id") or connection.query_params.get("last_event_id")
     return value[:32] if value else None
 
 
