@@ -55,9 +55,13 @@ def check_scaled_out(settings: Settings, role: str) -> None:
 
 
 def parse_channels(text: str) -> frozenset[Channel]:
-    """`in_app,email` → those channels; ValueError naming the known ones otherwise."""
+    """`email,push` → those channels; ValueError naming the known ones otherwise."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    known = {c.value: c for c in Channel}
+    if Channel.IN_APP.value in names:
+        raise ValueError(
+            "in_app has no workers of its own: routing delivers it (see --route/--no-route)"
+        )
+    known = {c.value: c for c in Channel if c is not Channel.IN_APP}
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise ValueError(

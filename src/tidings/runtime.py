@@ -26,7 +26,6 @@ from tidings.limits.registry import limits_url, open_limiter
 from tidings.metrics import Metrics, read_gauges
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
-from tidings.pipeline.in_app import InAppDelivery
 from tidings.pipeline.push import PushDelivery
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import DirectJobs, JobPath, Relay
@@ -42,7 +41,7 @@ from tidings.store.notifications import IDEMPOTENCY_WINDOW
 from tidings.store.store import Store
 
 log = logging.getLogger(__name__)
-BATCH = 200  # jobs per transaction, at most, for routing and in-app delivery
+BATCH = 200  # routing jobs per transaction, at most
 
 
 def job_path(store: Store, queue: Queue) -> JobPath:
@@ -63,8 +62,7 @@ class Runtime:
         self.jobs = job_path(self.store, self.queue)
         self.metrics = Metrics()
         self.acceptor = Acceptor(self.store.notifications, self.jobs)
-        self.router = Router(self.store, self.jobs, metrics=self.metrics)
-        self.in_app = InAppDelivery(self.store, self.hub, metrics=self.metrics)
+        self.router = Router(self.store, self.jobs, self.hub, metrics=self.metrics)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
         self.limiter = open_limiter(
             limits_url(settings.limits_url, settings.bus_url), prefix=f"{settings.namespace}:limits"
@@ -129,15 +127,9 @@ class Runtime:
         self._housekeeping = asyncio.create_task(self._forget_old_idempotency_keys())
         if workers:
             self.workers = [
-                # Two batches in flight: one being written while the next is read.
+                # Two batches in flight: one being written while the next is read. Routing
+                # also delivers in_app (pipeline/route.py).
                 Worker(self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH),
-                Worker(
-                    self.queue,
-                    deliver_queue(Channel.IN_APP),
-                    self.in_app.handle,
-                    concurrency=2,
-                    batch=BATCH,
-                ),
             ]
             self.workers += await self._delivery_workers()
             self.workers = [w for w in self.workers if self._serves(w.name, route)]
@@ -191,7 +183,11 @@ class Runtime:
     @property
     def queue_names(self) -> list[str]:
         """Every queue the pipeline uses, whichever processes serve them."""
-        return [ROUTE_QUEUE, *(deliver_queue(channel) for channel in Channel), STATUS_QUEUE]
+        return [
+            ROUTE_QUEUE,
+            *(deliver_queue(channel) for channel in PROVIDER_CHANNELS),
+            STATUS_QUEUE,
+        ]
 
     def _serves(self, queue: str, route: bool) -> bool:
         """Whether this process takes jobs from `queue`; status webhooks go with the webhooks."""

@@ -8,6 +8,7 @@ from tidings.domain.ids import new_id
 from tidings.domain.models import (
     Channel,
     Delivery,
+    DeliveryStatus,
     InboxCounts,
     InboxItem,
     Notification,
@@ -34,17 +35,28 @@ def _job(n: Notification) -> OutboxJob:
     return OutboxJob("route", f"route:{n.id}", {"notification_id": n.id})
 
 
+def _in_app_plan(n: Notification) -> RoutingPlan:
+    delivery = Delivery(
+        id=new_id(),
+        notification_id=n.id,
+        user_id=n.user_id,
+        channel=Channel.IN_APP,
+        status=DeliveryStatus.DELIVERED,
+        attempts=1,
+    )
+    item = InboxItem(
+        id=delivery.id, user_id=n.user_id, notification_id=n.id, category="news", title="t"
+    )
+    return RoutingPlan(n.id, [(delivery, {"title": "t"})], [], [item])
+
+
 async def _deliver(store: Store, user_id: str = "u1") -> InboxItem:
     n = _notification(user_id)
     await store.notifications.accept([(n, _job(n))])
-    delivery = Delivery(id=new_id(), notification_id=n.id, user_id=user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing([RoutingPlan(n.id, [(delivery, {"t": 1})], [])])
-    item = InboxItem(
-        id=delivery.id, user_id=user_id, notification_id=n.id, category="news", title="t"
-    )
-    stored, _ = await store.inbox.deliver([item])
-    assert stored == [item]
-    return item
+    plan = _in_app_plan(n)
+    routed = await store.notifications.record_routing([plan])
+    assert routed.ids == [n.id] and routed.items == plan.inbox
+    return plan.inbox[0]
 
 
 async def test_accept_creates_a_bare_user_and_an_outbox_job(store: Store):
@@ -86,9 +98,11 @@ async def test_routing_happens_once(store: Store):
     n = _notification()
     await store.notifications.accept([(n, _job(n))])
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])]) == [n.id]
+    first = await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])])
+    assert first.ids == [n.id]
     again = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing([RoutingPlan(n.id, [(again, {})], [])]) == []
+    second = await store.notifications.record_routing([RoutingPlan(n.id, [(again, {})], [])])
+    assert second.ids == []
     found = await store.notifications.get(n.id)
     assert found is not None
     assert found[0].status is NotificationStatus.ROUTED
@@ -100,14 +114,16 @@ async def test_cancel_before_routing_stops_routing(store: Store):
     await store.notifications.accept([(n, _job(n))])
     assert await store.notifications.cancel(n.id) == 0
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
-    assert await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])]) == []
+    assert (await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])])).ids == []
     assert await store.notifications.cancel("nope") is None
 
 
-async def test_delivering_twice_stores_one_item(store: Store):
+async def test_routing_twice_stores_one_item(store: Store):
     item = await _deliver(store)
-    stored, counts = await store.inbox.deliver([item])
-    assert stored == [] and counts == {}
+    found = await store.notifications.get(item.notification_id)
+    assert found is not None
+    routed = await store.notifications.record_routing([_in_app_plan(found[0])])
+    assert routed.ids == [] and routed.items == [] and routed.counts == {}
     assert await store.inbox.counts("u1") == InboxCounts(1, 1)
 
 

@@ -12,8 +12,9 @@ import pytest
 from tests.e2e.helpers import eventually_async
 from tests.integration.test_delivery_engine import capture, send_email, settled
 from tidings.config import Settings
-from tidings.domain.models import Channel, DeliveryStatus
+from tidings.domain.models import Channel, DeliveryStatus, User
 from tidings.limits.breaker import BreakerState
+from tidings.pipeline.accept import SendOrder
 from tidings.runtime import Runtime
 from tidings.store.migrate import upgrade
 
@@ -55,7 +56,22 @@ async def runtime(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
 
 
 async def test_sends_over_the_rate_are_deferred_uncounted_and_all_go_out(runtime):
-    ids = [await send_email(runtime, f"user{n}") for n in range(RATE + 10)]
+    users = [f"user{n}" for n in range(RATE + 10)]
+    for user in users:
+        await runtime.store.users.upsert(User(id=user, email=f"{user}@example.com"))
+    # One accept: the emails are due together, faster than the bucket (RATE/s) refills, on
+    # however loaded a machine (one by one, durable commits could space them out past it).
+    orders = [
+        SendOrder(
+            user_id=u,
+            category="orders",
+            content={"title": "Shipped", "body": "On its way"},
+            channels=["email"],
+        )
+        for u in users
+    ]
+    answers, _ = await runtime.acceptor.accept(orders, channels=[["email"]] * len(orders))
+    ids = [str(a["id"]) for a in answers]
 
     delivered = [await settled(runtime, i, DeliveryStatus.SENT) for i in ids]
 

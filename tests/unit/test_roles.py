@@ -49,8 +49,13 @@ def test_channels_are_read_from_a_comma_separated_list():
 
 @pytest.mark.parametrize("text", ["fax", "", "email,,fax"])
 def test_an_unknown_or_empty_channel_list_is_refused(text):
-    with pytest.raises(ValueError, match="in_app, email, push, sms, webhook"):
+    with pytest.raises(ValueError, match="email, push, sms, webhook"):
         parse_channels(text)
+
+
+def test_in_app_is_not_a_worker_channel_because_routing_delivers_it():
+    with pytest.raises(ValueError, match="routing delivers it"):
+        parse_channels("email,in_app")
 
 
 def test_the_namespace_names_rabbitmq_queues_and_redis_channels():

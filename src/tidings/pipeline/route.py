@@ -6,6 +6,11 @@ With a template, the user's locale picks the words (fallback per `pick_locale`),
 the template has no part for are left out when the sender named no channels; a channel named
 explicitly that the template lacks becomes a `failed` delivery saying so. A render error fails
 that one delivery ("render: …"), never the batch.
+
+The in_app channel has no queue of its own: its inbox item is stored by the routing
+transaction, and the open connections hear of it once that commits. Writing a row is all the
+delivery there is, so a job, a claim and a second transaction per item would only add cost;
+the channels that talk to a provider each get a queue, so a slow provider holds up nobody.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tidings.domain.models import (
     Delivery,
     DeliveryStatus,
     Device,
+    InboxItem,
     Notification,
     NotificationStatus,
     Preferences,
@@ -32,6 +38,8 @@ from tidings.domain.templates import (
     render_content,
 )
 from tidings.metrics import Metrics
+from tidings.pipeline.events import Event
+from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import JobPath
 from tidings.store.notifications import OutboxJob, RoutingPlan
 from tidings.store.store import Store
@@ -85,13 +93,15 @@ def channel_content(
 
 
 class Router:
-    def __init__(self, store: Store, jobs: JobPath, *, metrics: Metrics) -> None:
+    def __init__(self, store: Store, jobs: JobPath, hub: Hub, *, metrics: Metrics) -> None:
         self.store = store
         self.jobs = jobs
+        self.hub = hub
         self.metrics = metrics
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
-        """Route a batch of notifications: four reads and one write, whatever its size."""
+        """Route a batch of notifications: four reads and one write, whatever its size; then
+        tell the open connections about the inbox items that write stored."""
         found = await self.store.notifications.get_many([p["notification_id"] for p in payloads])
         # Canceled or routed already (by an earlier run of this job), or erased: nothing to do.
         pending = [n for n in found if n.status is NotificationStatus.ACCEPTED]
@@ -109,13 +119,18 @@ class Router:
             plans.append(
                 plan(notification, user, prefs, devices[notification.user_id], template=template)
             )
-        routed = set(await self.store.notifications.record_routing(plans))
-        if routed:
+        routed = await self.store.notifications.record_routing(plans)
+        if routed.ids:
             self.jobs.wake()
-        for done in (p for p in plans if p.notification_id in routed):
+        now_routed = set(routed.ids)
+        for done in (p for p in plans if p.notification_id in now_routed):
             for delivery, _ in done.deliveries:
-                if delivery.status is not DeliveryStatus.PENDING:  # suppressed, or failed
+                if delivery.status is not DeliveryStatus.PENDING:  # in_app, suppressed, failed
                     self.metrics.delivery(delivery.channel, delivery.status)
+        for item in routed.items:
+            await self.hub.publish(item.user_id, Event.notification(item))
+        for user_id, counts in routed.counts.items():
+            await self.hub.publish(user_id, Event.inbox(counts))
 
 
 def plan(
@@ -126,7 +141,8 @@ def plan(
     *,
     template: TemplateVersion | None = None,
 ) -> RoutingPlan:
-    """One delivery per channel the notification concerns, and the jobs for those to send.
+    """One delivery per channel the notification concerns, the jobs for those to send, and
+    the in_app item (that delivery is done when the plan is recorded).
 
     `template` is the active version of the notification's template (None: inline content,
     or a template that has gone, which fails every delivery that would have been sent).
@@ -163,6 +179,13 @@ def plan(
                 content = channel_content(notification, decision.channel, template, user)
             except TemplateRenderError as exc:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED, f"render: {exc}"
+        if delivery.status is DeliveryStatus.PENDING and decision.channel is Channel.IN_APP:
+            delivery.status, delivery.provider, delivery.attempts = (
+                DeliveryStatus.DELIVERED,
+                "inbox",
+                1,
+            )
+            result.inbox.append(inbox_item(delivery, content or {}))
         result.deliveries.append((delivery, content))
         if delivery.status is DeliveryStatus.PENDING:
             result.jobs.append(
@@ -174,3 +197,17 @@ def plan(
                 )
             )
     return result
+
+
+def inbox_item(delivery: Delivery, content: dict[str, Any]) -> InboxItem:
+    """The inbox item of an in_app delivery; it shares the delivery's id."""
+    return InboxItem(
+        id=delivery.id,
+        user_id=delivery.user_id,
+        notification_id=delivery.notification_id,
+        category=str(content.get("category", "")),
+        title=content.get("title"),
+        body=content.get("body"),
+        action_url=content.get("action_url"),
+        data=content.get("data") or {},
+    )

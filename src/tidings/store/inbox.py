@@ -103,45 +103,18 @@ class InboxStore:
         if params:
             conn.execute(self._add_counts, params)
 
-    async def deliver(
-        self, items: Sequence[InboxItem]
-    ) -> tuple[list[InboxItem], dict[str, InboxCounts]]:
-        """Store the items made by in_app deliveries (an item's id is its delivery's), in one
-        transaction. Returns the items stored now, leaving out those stored before or whose
-        delivery is no longer pending (canceled), and the new counts of their users."""
-        now = datetime.now(UTC)
-
-        def work(conn: Connection) -> tuple[list[InboxItem], dict[str, InboxCounts]]:
-            # One statement for the batch: only deliveries still pending are claimed.
-            claim = (
-                deliveries.update()
-                .where(
-                    deliveries.c.id.in_([item.id for item in items]),
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-                .values(
-                    status=DeliveryStatus.DELIVERED.value,
-                    attempts=deliveries.c.attempts + 1,
-                    provider="inbox",
-                    updated_at=now,
-                )
-                .returning(deliveries.c.id)
-            )
-            claimed = set(conn.execute(claim).scalars())
-            stored = [item for item in items if item.id in claimed]
-            for item in stored:
-                item.created_at = item.created_at or now
-            if not stored:
-                return [], {}
-            conn.execute(inbox_items.insert(), [_item_row(i) for i in stored])
-            per_user = Counter(i.user_id for i in stored)
-            self._bump(conn, {user_id: (added, added) for user_id, added in per_user.items()})
-            rows = conn.execute(
-                sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
-            )
-            return stored, {r.user_id: InboxCounts(r.unread_count, r.unseen_count) for r in rows}
-
-        return await self.db.write(work, durable=False)  # redone from the delivery job
+    def write_items(self, conn: Connection, items: Sequence[InboxItem]) -> dict[str, InboxCounts]:
+        """Store new inbox items (an item's id is its in_app delivery's) and count them, inside
+        the caller's transaction; returns the new counts of their users."""
+        if not items:
+            return {}
+        conn.execute(inbox_items.insert(), [_item_row(i) for i in items])
+        per_user = Counter(i.user_id for i in items)
+        self._bump(conn, {user_id: (added, added) for user_id, added in per_user.items()})
+        rows = conn.execute(
+            sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
+        )
+        return {r.user_id: InboxCounts(r.unread_count, r.unseen_count) for r in rows}
 
     async def page(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,8 @@ from tidings.domain.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    InboxCounts,
+    InboxItem,
     Notification,
     NotificationStatus,
     Priority,
@@ -40,11 +42,23 @@ class OutboxJob:
 
 @dataclass(slots=True)
 class RoutingPlan:
-    """What routing decided for one notification: its deliveries and the jobs that send them."""
+    """What routing decided for one notification: its deliveries, the jobs that send them, and
+    its in_app item, which is delivered by the routing transaction itself."""
 
     notification_id: str
     deliveries: list[tuple[Delivery, dict[str, Any] | None]]
     jobs: list[OutboxJob]
+    inbox: list[InboxItem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Routed:
+    """What one routing transaction did: the notifications routed now, the inbox items
+    stored, and the new inbox counts of their users."""
+
+    ids: list[str] = field(default_factory=list)
+    items: list[InboxItem] = field(default_factory=list)
+    counts: dict[str, InboxCounts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -94,6 +108,7 @@ def _delivery(row: Any) -> Delivery:
 
 
 JobWriter = Callable[[Connection, Sequence[OutboxJob]], None]
+InboxWriter = Callable[[Connection, Sequence[InboxItem]], dict[str, InboxCounts]]
 
 
 def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
@@ -139,7 +154,7 @@ def _delivery_row(d: Delivery, content: dict[str, Any] | None, now: datetime) ->
         "channel": d.channel.value,
         "provider": d.provider,
         "status": d.status.value,
-        "attempts": 0,
+        "attempts": d.attempts,
         "last_error": d.last_error,
         "content": content,
         "created_at": now,
@@ -159,8 +174,10 @@ def _idempotent(conn: Connection, owner: str, key: str, now: datetime) -> Idempo
 
 
 class NotificationStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, write_inbox: InboxWriter) -> None:
         self.db = db
+        # How in_app items are stored inside the routing transaction (InboxStore.write_items).
+        self.write_inbox = write_inbox
         # How queue jobs are written inside our transactions: to the outbox table (relayed
         # afterwards), or straight into a queue that lives in the same database.
         self.write_jobs: JobWriter = insert_outbox
@@ -251,16 +268,17 @@ class NotificationStore:
             _notification(r) for r in await self.db.read(lambda conn: conn.execute(query).all())
         ]
 
-    async def record_routing(self, plans: Sequence[RoutingPlan]) -> list[str]:
+    async def record_routing(self, plans: Sequence[RoutingPlan]) -> Routed:
         """For each plan, once: mark the notification routed, create its deliveries (with their
-        rendered content) and queue them, all in one transaction.
+        rendered content), queue those to send, and store its in_app item, all in one
+        transaction.
 
-        Returns the ids routed now; a notification gone, canceled or routed already (a repeated
-        routing job after a crash) is left as it is.
+        A notification gone, canceled or routed already (a repeated routing job after a crash)
+        is left as it is, and is not in the answer.
         """
         now = datetime.now(UTC)
 
-        def work(conn: Connection) -> list[str]:
+        def work(conn: Connection) -> Routed:
             # One statement for the batch: only notifications still accepted are claimed.
             claim = (
                 notifications.update()
@@ -272,15 +290,20 @@ class NotificationStore:
                 .returning(notifications.c.id)
             )
             claimed = set(conn.execute(claim).scalars())
-            routed, rows, jobs = [], [], []
+            routed = Routed()
+            rows, jobs = [], []
             for plan in plans:
                 if plan.notification_id in claimed:
-                    routed.append(plan.notification_id)
+                    routed.ids.append(plan.notification_id)
                     rows += [_delivery_row(d, c, now) for d, c in plan.deliveries]
                     jobs += plan.jobs
+                    routed.items += plan.inbox
             if rows:
                 conn.execute(deliveries.insert(), rows)
             self.write_jobs(conn, jobs)
+            for item in routed.items:
+                item.created_at = now
+            routed.counts = self.write_inbox(conn, routed.items)
             return routed
 
         return await self.db.write(work, durable=False)  # redone from the routing job
