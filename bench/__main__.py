@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.live import LiveService
 
-from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest, webhook_drain
+from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest, table, webhook_drain
 from bench.processes import SERVICE_ENV
 
 RESULTS = Path(__file__).with_name("results")
@@ -112,7 +112,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    summary = table.rows(results)
+    out.write_text(json.dumps({"machine": machine, "results": results, "table": summary}, indent=2))
+    print(table.render(summary))
     print(f"wrote {out}")
 
 
