@@ -97,6 +97,7 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
         # Compression would keep a zlib context per WebSocket (~34 KiB each, more than all
         # else a connection holds) to shrink frames of a few hundred bytes.
         ws_per_message_deflate=False,
+        ws="tidings.websocket_protocol:LeanWebSocketProtocol",
     )
 
 
@@ -165,15 +166,11 @@ def worker(
         str | None,
         typer.Option(
             help="Deliver only these channels, e.g. email,push (default: all: "
-            "email, push, sms, webhook). Status webhooks go with webhook; in_app goes "
-            "with routing."
+            "in_app, email, push, sms, webhook). Status webhooks go with webhook."
         ),
     ] = None,
     route: Annotated[
-        bool,
-        typer.Option(
-            help="Also route accepted notifications into deliveries (this delivers in_app)."
-        ),
+        bool, typer.Option(help="Also route accepted notifications into deliveries.")
     ] = True,
     metrics_port: Annotated[
         int | None,
