@@ -166,11 +166,15 @@ def worker(
         str | None,
         typer.Option(
             help="Deliver only these channels, e.g. email,push (default: all: "
-            "in_app, email, push, sms, webhook). Status webhooks go with webhook."
+            "email, push, sms, webhook). Status webhooks go with webhook; in_app goes "
+            "with routing."
         ),
     ] = None,
     route: Annotated[
-        bool, typer.Option(help="Also route accepted notifications into deliveries.")
+        bool,
+        typer.Option(
+            help="Also route accepted notifications into deliveries (this delivers in_app)."
+        ),
     ] = True,
     metrics_port: Annotated[
         int | None,
