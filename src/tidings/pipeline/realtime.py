@@ -14,6 +14,9 @@ from tidings.pipeline.events import HEARTBEAT, Event
 log = logging.getLogger(__name__)
 TOPIC_PREFIX = "user."
 SWEEPS_PER_HEARTBEAT = 4  # so a quiet connection hears a heartbeat within 1.25 intervals
+# Publishes between two chances for this process's hub to fan out: an in-memory bus keeps
+# only so many for it (1,000), and a batch publishes without waiting on anything.
+PUBLISHES_PER_YIELD = 100
 
 
 class Connection:
@@ -83,6 +86,7 @@ class Hub:
         self._connections: dict[str, set[Connection]] = defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
+        self._published = 0
 
     @property
     def connection_count(self) -> int:
@@ -155,3 +159,6 @@ class Hub:
     async def publish(self, user_id: str, *events: Event) -> None:
         for event in events:
             await self.bus.publish(TOPIC_PREFIX + user_id, event.raw)
+            self._published += 1
+            if self._published % PUBLISHES_PER_YIELD == 0:
+                await asyncio.sleep(0)  # the hub's listener runs, and drains what waits
