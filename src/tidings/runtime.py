@@ -167,7 +167,7 @@ class Runtime:
             log.info("%s deliveries go through %s", channel.value, provider.name)
         # Each subscription signs with its own secret; the provider's own is never used here.
         self.status_webhooks.poster = WebhookProvider(
-            self.providers.http, new_secret(), allow_private=self.settings.webhook_allow_private
+            self.providers.webhooks, new_secret(), allow_private=self.settings.webhook_allow_private
         )
         workers.append(
             Worker(

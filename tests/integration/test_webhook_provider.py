@@ -15,12 +15,12 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tidings.channels.base import Message, PermanentError, TransientError
 from tidings.channels.webhook import GoneError, WebhookProvider, check_public_url, parse_retry_after
+from tidings.channels.webhook_http import WebhookClient
 from tidings.channels.webhook_signing import new_secret, secret_key, sign
 from tidings.domain.models import Channel, User
 
@@ -100,9 +100,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
-        yield http
+async def client() -> AsyncIterator[WebhookClient]:
+    http = WebhookClient()
+    yield http
+    await http.close()
 
 
 def webhook_to(url: str, delivery_id: str = "dlv_1", **content: Any) -> Message:
@@ -118,7 +119,7 @@ def webhook_to(url: str, delivery_id: str = "dlv_1", **content: Any) -> Message:
     )
 
 
-def local(client: httpx.AsyncClient, **options: Any) -> WebhookProvider:
+def local(client: WebhookClient, **options: Any) -> WebhookProvider:
     return WebhookProvider(client, SECRET, allow_private=True, **options)
 
 
@@ -166,6 +167,13 @@ async def test_a_retry_keeps_the_webhook_id_and_signs_afresh(receiver, client):
     assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
     for request in (first, second):
         Webhook(SECRET).verify(request.body, request.headers)
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(receiver, client):
+    await local(client).send(webhook_to(receiver.url.replace("http://", "http://hook:s%40cret@")))
+
+    [request] = receiver.requests
+    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"hook:s@cret").decode()
 
 
 @pytest.mark.parametrize(
@@ -277,25 +285,28 @@ async def test_a_name_that_does_not_resolve_is_transient():
         await check_public_url("https://hooks.example.com/x", resolve=resolve)
 
 
-async def test_plain_http_goes_to_the_checked_address_not_a_second_lookup():
+async def test_the_connection_goes_to_the_checked_address_not_a_second_lookup(receiver):
     # A second DNS answer could point inside (rebinding); the request must use the first.
-    seen: list[httpx.Request] = []
+    dialed: list[tuple[str, int]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200)
+    async def dial(factory: Any, host: str, port: int, **options: Any) -> Any:
+        dialed.append((host, port))
+        local_port = int(receiver.url.split(":")[2].split("/")[0])
+        return await asyncio.get_running_loop().create_connection(factory, "127.0.0.1", local_port)
 
     async def resolve(host: str, port: int) -> list[str]:
         return ["93.184.216.34"]
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as mocked:
-        provider = WebhookProvider(mocked, SECRET, resolve=resolve)
-        await provider.send(webhook_to("http://hooks.example.com:8080/x?y=1"))
+    http = WebhookClient(dial=dial)
+    provider = WebhookProvider(http, SECRET, resolve=resolve)
+    await provider.send(webhook_to("http://hooks.example.com:8080/x?y=1"))
+    await http.close()
 
-    [request] = seen
-    assert request.url == "http://93.184.216.34:8080/x?y=1"
+    assert dialed == [("93.184.216.34", 8080)]
+    [request] = receiver.requests
+    assert request.target == "/x?y=1"
     assert request.headers["host"] == "hooks.example.com:8080"
-    Webhook(SECRET).verify(request.content, dict(request.headers))
+    Webhook(SECRET).verify(request.body, request.headers)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from tidings.channels.push import PushRouter
 from tidings.channels.smtp import SmtpConfig, SmtpProvider
 from tidings.channels.twilio import TwilioProvider
 from tidings.channels.webhook import WebhookProvider
+from tidings.channels.webhook_http import WebhookClient
 from tidings.channels.webhook_signing import new_secret
 from tidings.channels.webpush import WebPushProvider
 from tidings.channels.webpush_crypto import VapidKeys
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 PROVIDER_CHANNELS = (Channel.EMAIL, Channel.PUSH, Channel.SMS, Channel.WEBHOOK)
 WEBHOOK_SECRET = "webhook_secret"  # its name in server_settings
 VAPID_PRIVATE_KEY = "vapid_private_key"  # its name in server_settings, when generated
+RECEIVER_CONNECTIONS = 32  # kept-alive connections to one webhook receiver, at most
 
 Setting = Callable[[str, str], Awaitable[str]]
 """(name, default) -> the stored server setting, the default stored first if there was none."""
@@ -53,7 +55,9 @@ class LoggedCapture(CaptureProvider):
 
 
 class Providers:
-    """The provider of each configured channel, and what they share (one HTTP client)."""
+    """The provider of each configured channel, and what they share: one HTTP client, and
+    one for webhooks (and status webhooks) that opens at most RECEIVER_CONNECTIONS to each
+    receiver, however many sends are in flight."""
 
     def __init__(self) -> None:
         self.by_channel: dict[Channel, Provider] = {}
@@ -61,6 +65,7 @@ class Providers:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers={"user-agent": "Tidings"},
         )
+        self.webhooks = WebhookClient(per_origin=RECEIVER_CONNECTIONS)
         self.clients: list[httpx.AsyncClient] = []  # other clients (APNs' HTTP/2 one)
 
     async def close(self) -> None:
@@ -72,6 +77,7 @@ class Providers:
         for client in self.clients:
             await client.aclose()
         await self.http.aclose()
+        await self.webhooks.close()
 
 
 async def vapid_keys(settings: Settings, setting: Setting) -> VapidKeys:
@@ -184,7 +190,7 @@ async def open_providers(
         # Webhooks need nothing but a signing secret, generated once and kept in the store.
         secret = await setting(WEBHOOK_SECRET, new_secret())
         providers.by_channel[Channel.WEBHOOK] = WebhookProvider(
-            providers.http, secret, allow_private=settings.webhook_allow_private
+            providers.webhooks, secret, allow_private=settings.webhook_allow_private
         )
     except BaseException:
         await providers.close()

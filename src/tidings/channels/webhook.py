@@ -6,8 +6,9 @@ Also the guard every outbound URL goes through: `check_public_url` refuses priva
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import ipaddress
-import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import msgspec
 
 from tidings.channels.base import Message, PermanentError, Receipt, TransientError
+from tidings.channels.webhook_http import Answer, Target, TransportError, WebhookClient
 from tidings.channels.webhook_signing import secret_key, signature_headers
 from tidings.domain.models import Channel
 
@@ -66,10 +69,7 @@ async def check_public_url(
     is not public; TransientError when the name does not resolve now. With `allow_private`
     only the URL's shape is checked and nothing is resolved (the list is empty).
     """
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise PermanentError(f"invalid webhook URL: {exc}") from exc
+    parsed = _parse(url)
     if parsed.scheme not in ("http", "https"):
         raise PermanentError(f"webhook URL must be http or https, not {parsed.scheme or 'none'!r}")
     host = parsed.host
@@ -99,6 +99,45 @@ async def check_public_url(
         if not is_public_address(address):
             raise PermanentError(f"target {host} resolves to a private address ({address})")
     return addresses
+
+
+@functools.lru_cache(maxsize=4096)
+def _url(url: str) -> httpx.URL | str:
+    # Endpoints repeat, so each is parsed once; the error is cached as its message.
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc)
+
+
+def _parse(url: str) -> httpx.URL:
+    parsed = _url(url)
+    if isinstance(parsed, str):
+        raise PermanentError(f"invalid webhook URL: {parsed}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> Target:
+    """What a request to `url` (already checked) needs: the name as sent (IDNA), the port,
+    the path with its query, the Host header and Basic credentials from its user info."""
+    parsed = _parse(url)
+    host = parsed.raw_host.decode("ascii")
+    authority = f"[{host}]" if ":" in host else host
+    if parsed.port is not None:
+        authority += f":{parsed.port}"
+    authorization = None
+    if parsed.userinfo:
+        credentials = f"{parsed.username}:{parsed.password}".encode()
+        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return Target(
+        scheme=parsed.scheme,
+        host=host,
+        port=parsed.port or (443 if parsed.scheme == "https" else 80),
+        path=parsed.raw_path.decode("ascii") or "/",
+        authority=authority,
+        authorization=authorization,
+    )
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -133,8 +172,8 @@ def webhook_body(message: Message) -> bytes:
             "content": message.content,
         }
     try:
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    except (TypeError, ValueError) as exc:
+        return msgspec.json.encode(payload)  # compact UTF-8, as json.dumps was asked to write
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
         raise PermanentError(f"webhook body is not JSON-serialisable: {exc}") from exc
 
 
@@ -146,7 +185,7 @@ class WebhookProvider:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: WebhookClient,
         secret: str,
         *,
         allow_private: bool = False,
@@ -170,71 +209,49 @@ class WebhookProvider:
 
     async def post(self, url: str, body: bytes, msg_id: str, secret: str | None = None) -> None:
         """POST `body` to `url` signed as `msg_id` (with `secret`, else the provider's own);
-        raises TransientError, PermanentError or GoneError. Status webhooks use this too."""
+        raises TransientError, PermanentError or GoneError. Status webhooks use this too.
+
+        The connection goes to the address check_public_url resolved, not to a second lookup
+        that could answer differently (DNS rebinding) and reach an internal service; https
+        still verifies the certificate against the URL's name. Redirects are not followed:
+        one could point past the check."""
         addresses = await check_public_url(url, self._allow_private, resolve=self._resolve)
         headers = {
             "content-type": "application/json",
             **signature_headers(secret or self._secret, msg_id, int(self._clock()), body),
         }
-        pinned = _pinned(httpx.URL(url), addresses, headers)
         try:
-            async with self._client.stream(
-                "POST",
-                pinned,
-                content=body,
-                headers=headers,
+            answer = await self._client.post(
+                _target(url),
+                body,
+                headers,
+                address=str(addresses[0]) if addresses else None,
                 timeout=self._timeout,
-                follow_redirects=False,  # a redirect could point past check_public_url
-            ) as response:
-                answer = await _read_prefix(response, _BODY_LIMIT)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"webhook timed out: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
-        _raise_for_status(response, answer)
+                limit=_BODY_LIMIT,
+            )
+        except TimeoutError as exc:
+            raise TransientError(f"webhook timed out after {self._timeout:g} s") from exc
+        except TransportError as exc:
+            raise TransientError(f"webhook unreachable: {exc}") from exc
+        _raise_for_status(answer)
 
     async def close(self) -> None:
         """The injected client belongs to the caller, who closes it."""
 
 
-def _pinned(url: httpx.URL, addresses: list[IPAddress], headers: dict[str, str]) -> httpx.URL:
-    """For plain http, connect to the address we checked rather than resolving again.
-
-    A second lookup could answer differently (DNS rebinding) and reach an internal service.
-    https is left alone: its certificate check already fails against any host other than
-    the named one, and an IP-pinned TLS connection could be pooled across names.
-    """
-    if url.scheme != "http" or not addresses or url.host == str(addresses[0]):
-        return url
-    headers["host"] = url.netloc.decode("ascii")
-    return url.copy_with(host=str(addresses[0]))
-
-
-async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
-    # Reading a small answer to the end lets the connection go back to the pool.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
-def _raise_for_status(response: httpx.Response, answer: bytes) -> None:
-    status = response.status_code
+def _raise_for_status(answer: Answer) -> None:
+    status = answer.status
     if 200 <= status < 300:
         return
-    reason = f"{status} {response.reason_phrase}".strip()
-    snippet = answer[:200].decode("utf-8", "replace").strip()
+    reason = f"{status} {answer.reason}".strip()
+    snippet = answer.body[:200].decode("utf-8", "replace").strip()
     if snippet:
         reason = f"{reason}: {snippet}"
     if status == 410:
         raise GoneError(reason)
     # 408: the receiver gave up waiting for us; 429 and 5xx: it is busy or broken for now.
     if status in (408, 429) or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(answer.headers.get("retry-after"))
         raise TransientError(reason, retry_after=retry_after)
     if 300 <= status < 400:
         raise PermanentError(f"{reason} (redirects are not followed)")
