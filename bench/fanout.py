@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -165,6 +166,23 @@ def _idle_kib(pids: Callable[[], list[int]], before: int, connections: int) -> f
     return (after - before) / connections
 
 
+def _batch_requests(user_ids: list[str], burst: int) -> list[tuple[str, bytes]]:
+    return [("/v1/notifications/batch", body) for body in _tidings_bodies(user_ids, burst)]
+
+
+def _wait_inbox_items(service: LiveService, count: int) -> None:
+    """Until the warm-up burst is in every inbox (read from the database file, read-only)."""
+    db = sqlite3.connect(f"file:{service.workdir / 'tidings.db'}?mode=ro", uri=True)
+    try:
+        deadline = time.monotonic() + 300
+        while db.execute("SELECT count(*) FROM inbox_items").fetchone()[0] < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the warm-up burst was not delivered within 300 s")
+            time.sleep(0.5)
+    finally:
+        db.close()
+
+
 def measure_tidings(
     service: LiveService, *, users: int, processes: int, rounds: int
 ) -> dict[str, Any]:
@@ -177,7 +195,8 @@ def measure_tidings(
         for u in user_ids
     ]
     # Users exist and have been notified before: the burst is not also their first write.
-    _burst(service.url, service.headers(), _post_all(_batch_requests(user_ids, 0), _ok))
+    warm_up = _post_all(_batch_requests(user_ids, 0), _accepted_by_tidings)
+    _burst(service.url, service.headers(), warm_up)
     _wait_inbox_items(service, users)
     pid = service.process.pid
     before = rss_kib(pid)
@@ -194,29 +213,6 @@ def measure_tidings(
             ),
         )
     return {"per_idle_conn_kib": per_idle, "bursts": bursts, "connect_s": clients.connect_seconds}
-
-
-def _batch_requests(user_ids: list[str], burst: int) -> list[tuple[str, bytes]]:
-    return [("/v1/notifications/batch", body) for body in _tidings_bodies(user_ids, burst)]
-
-
-def _ok(answer: httpx.Response) -> None:
-    answer.raise_for_status()
-
-
-def _wait_inbox_items(service: LiveService, count: int) -> None:
-    """Until the warm-up burst is in every inbox (read from the database file, read-only)."""
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{service.workdir / 'tidings.db'}?mode=ro", uri=True)
-    try:
-        deadline = time.monotonic() + 300
-        while db.execute("SELECT count(*) FROM inbox_items").fetchone()[0] < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the warm-up burst was not delivered within 300 s")
-            time.sleep(0.5)
-    finally:
-        db.close()
 
 
 def measure_nchan(
