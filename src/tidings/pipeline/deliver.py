@@ -1,5 +1,10 @@
 """Provider delivery: send one pending delivery through its channel's provider, then record the
-attempt and its outcome (sent, failed, a retry job, or dead) in one transaction."""
+attempt and its outcome (sent, failed, a retry job, or dead) in one transaction.
+
+Each job runs on its own, so a slow send holds nobody else's, but the jobs in flight share
+their reads and their writes: those that start together are read in one query, and the
+outcomes that come in while a transaction is being written are written in the next one.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from tidings.channels.base import Message, PermanentError, Provider, Receipt, Tr
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Device, User
 from tidings.domain.retry import RetryPolicy
 from tidings.domain.unsubscribe import Unsubscribe, sign
-from tidings.limits.providers import ProviderLimits
+from tidings.limits.providers import UNBROKEN_CHANNELS, ProviderLimits
+from tidings.pipeline.batcher import Batcher
 from tidings.pipeline.relay import JobPath
 from tidings.pipeline.route import deliver_queue
 from tidings.pipeline.status_events import StatusEvents, no_status_events
@@ -103,25 +109,31 @@ class ProviderDelivery:
         self.limits = limits if queue is not None else None
         self.queue = queue
         self.deferred = 0  # sends put off by a rate limit or an open breaker, since start
+        self._reads = Batcher(self._read)
+        self._writes = Batcher(self._write)
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
         """Each job on its own: one slow send must not hold the others' outcomes."""
+        if len(payloads) == 1:  # the usual batch: no task of its own needed
+            await self.deliver(payloads[0]["delivery_id"], int(payloads[0].get("attempts", 0)))
+            return
         await asyncio.gather(
             *(self.deliver(p["delivery_id"], int(p.get("attempts", 0))) for p in payloads)
         )
 
     async def deliver(self, delivery_id: str, expected_attempts: int = 0) -> Delivery | None:
         """Send once and record how it went; None when there was nothing to send."""
-        target = await self.store.deliveries.target(delivery_id)
-        if target is None:
+        found = await self._reads(delivery_id)
+        if found is None:
             return None  # erased with its user
+        target, user, devices = found
         delivery = target.delivery
         # Canceled, finished, or this job is stale (an attempt was recorded since it was made).
         if delivery.status is not DeliveryStatus.PENDING or delivery.attempts != expected_attempts:
             return None
         if await self._deferred(target, [self.provider.name]):
             return None
-        message = await self._message(target)
+        message = self._compose(target, user, devices)
         attempt = delivery.attempts + 1
         started = datetime.now(UTC)
         clock = time.perf_counter()
@@ -144,10 +156,30 @@ class ProviderDelivery:
             duration_ms=round((time.perf_counter() - clock) * 1000),
             outcome="sent",
         )
-        outcome = self._outcome(target, record, receipt, error)
-        recorded = await self.store.deliveries.record(outcome, self.events)
-        if recorded is not None:
-            self.jobs.wake()  # a retry job, or status-webhook jobs, may have been written
+        return await self._writes(self._outcome(target, record, receipt, error))
+
+    async def _read(
+        self, delivery_ids: list[str]
+    ) -> list[tuple[SendTarget, User, list[Device]] | None]:
+        """Each delivery with its user and the user's active devices, in two reads for all."""
+        targets = await self.store.deliveries.targets(delivery_ids)
+        user_ids = sorted({t.delivery.user_id for t in targets.values()})
+        profiles, devices = await self.store.users.profiles(user_ids) if user_ids else ({}, {})
+        found: list[tuple[SendTarget, User, list[Device]] | None] = []
+        for delivery_id in delivery_ids:
+            target = targets.get(delivery_id)
+            if target is None:
+                found.append(None)
+                continue
+            user_id = target.delivery.user_id
+            user = profiles[user_id][0] if user_id in profiles else User(user_id)
+            found.append((target, user, devices.get(user_id, [])))
+        return found
+
+    async def _write(self, outcomes: list[Outcome]) -> list[Delivery | None]:
+        recorded = await self.store.deliveries.record_many(outcomes, self.events)
+        if any(d is not None for d in recorded):
+            self.jobs.wake()  # retry jobs, or status-webhook jobs, may have been written
         return recorded
 
     async def _deferred(self, target: SendTarget, providers: list[str]) -> bool:
@@ -157,6 +189,10 @@ class ProviderDelivery:
         if self.limits is None or self.queue is None:
             return False
         delivery = target.delivery
+        if delivery.channel in UNBROKEN_CHANNELS and not any(
+            self.limits.rates.get(name) for name in providers
+        ):
+            return False  # no rate to keep and no breaker to ask: nothing could make it wait
         waits = [await self.limits.wait(delivery.channel.value, name) for name in providers]
         wait = max(waits, default=0.0)
         if wait <= 0:
@@ -214,8 +250,11 @@ class ProviderDelivery:
             if delivery.user_id in profiles
             else User(delivery.user_id)
         )
-        mine = devices.get(delivery.user_id, [])
-        content = dict(target.content)
+        return self._compose(target, user, devices.get(delivery.user_id, []))
+
+    def _compose(self, target: SendTarget, user: User, mine: list[Device]) -> Message:
+        delivery = target.delivery
+        content = target.content  # read for this send alone: ours to add to
         if delivery.channel is Channel.EMAIL and self.unsubscribe is not None:
             content["unsubscribe_url"] = self.unsubscribe.url(delivery.user_id, target.category)
         return Message(

@@ -44,6 +44,9 @@ class StatusWebhooks:
         The message id (webhook-id) is the event's subject and type, so every retry, and a
         repeat after a crash, carries the same id and receivers can drop duplicates.
         """
+        subscribers = subscribed(conn, event)
+        if not subscribers:  # the usual case, once per recorded outcome: nothing to build
+            return
         msg_id = f"{delivery['id']}.{event}"
         now = datetime.now(UTC).isoformat()
         jobs = [
@@ -58,11 +61,10 @@ class StatusWebhooks:
                     "data": delivery,
                 },
             )
-            for sub in subscribed(conn, event)
+            for sub in subscribers
         ]
-        if jobs:
-            # Read at call time: the runtime may have pointed it straight at the queue.
-            self.notifications.write_jobs(conn, jobs)
+        # Read at call time: the runtime may have pointed it straight at the queue.
+        self.notifications.write_jobs(conn, jobs)
 
     def inbox_read(self, conn: Connection, items: list[InboxItem]) -> None:
         """The inbox hook: an `inbox.read` event per item read."""

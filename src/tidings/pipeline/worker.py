@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tidings.pipeline.batcher import Batcher
 from tidings.queue.base import Job, Queue
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self._acks = Batcher(self._ack)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"worker:{self.name}")
@@ -93,10 +95,15 @@ class Worker:
                     await self.queue.retry(job, delay=infrastructure_backoff(job.attempts))
         else:
             try:
-                await self.queue.ack(jobs)
+                await self._acks(jobs)
             except Exception:
                 log.exception(
                     "could not ack %d jobs on %s; they will run again", len(jobs), self.name
                 )
         finally:
             self._slots.release()
+
+    async def _ack(self, batches: list[list[Job]]) -> list[None]:
+        # Batches that finish together are acked together: one transaction, not one each.
+        await self.queue.ack([job for batch in batches for job in batch])
+        return [None] * len(batches)

@@ -120,52 +120,49 @@ class DeliveryStore:
         self._notifications = notification_store
 
     async def target(self, delivery_id: str) -> SendTarget | None:
-        query = (
-            sa.select(deliveries, notifications.c.category, notifications.c.priority)
-            .add_columns(notifications.c.data.label("notification_data"))
-            .join(notifications, notifications.c.id == deliveries.c.notification_id)
-            .where(deliveries.c.id == delivery_id)
-        )
-        row = await self.db.read(lambda conn: conn.execute(query).first())
-        if row is None:
-            return None
-        return SendTarget(
-            delivery=_delivery(row),
-            content=dict(row.content or {}),
-            category=row.category,
-            priority=Priority(row.priority),
-            data=dict(row.notification_data or {}),
-        )
+        return (await self.targets([delivery_id])).get(delivery_id)
+
+    async def targets(self, delivery_ids: Sequence[str]) -> dict[str, SendTarget]:
+        """What sending each delivery needs, by id, in one query per 500; erased ones are
+        missing."""
+
+        def work(conn: Connection) -> dict[str, SendTarget]:
+            found = {}
+            for chunk in _chunks(delivery_ids):
+                for row in conn.execute(_TARGETS, {"ids": chunk}):
+                    found[row.id] = SendTarget(
+                        delivery=Delivery(
+                            id=row.id,
+                            notification_id=row.notification_id,
+                            user_id=row.user_id,
+                            channel=_CHANNELS[row.channel],
+                            status=_STATUSES[row.status],
+                            provider=row.provider,
+                            attempts=row.attempts,
+                            last_error=row.last_error,
+                            provider_message_id=row.provider_message_id,
+                        ),
+                        content=dict(row.content or {}),
+                        category=row.category,
+                        priority=_PRIORITIES[row.priority],
+                        data=dict(row.notification_data or {}),
+                    )
+            return found
+
+        return await self.db.read(work)
 
     async def record(self, outcome: Outcome, events: StatusHook) -> Delivery | None:
         """In one transaction: the attempt, the delivery's new state, its retry job and its
         status event. None when the delivery moved on meanwhile (canceled, or recorded by
         another run of the same job); the attempt is kept either way, since it happened."""
+        return (await self.record_many([outcome], events))[0]
+
+    async def record_many(
+        self, outcomes: Sequence[Outcome], events: StatusHook
+    ) -> list[Delivery | None]:
+        """`record` for many outcomes in one transaction, a handful of statements for all."""
         now = datetime.now(UTC)
-        sent = outcome.status is DeliveryStatus.SENT
-        # A send that went out while a cancel came in did go out: say so.
-        from_states = [DeliveryStatus.PENDING.value] + (
-            [DeliveryStatus.CANCELED.value] if sent else []
-        )
-        values: dict[str, Any] = {
-            "status": outcome.status.value,
-            "attempts": outcome.tried + 1,
-            "provider": outcome.attempt.provider,
-            "last_error": outcome.last_error,
-            "updated_at": now,
-        }
-        if sent:
-            values["provider_message_id"] = outcome.provider_message_id
-        update = (
-            deliveries.update()
-            .where(
-                deliveries.c.id == outcome.delivery_id,
-                deliveries.c.status.in_(from_states),
-                deliveries.c.attempts == outcome.tried,
-            )
-            .values(**values)
-        )
-        rows = [
+        attempts = [
             {
                 "delivery_id": outcome.delivery_id,
                 "attempt": a.attempt,
@@ -177,27 +174,61 @@ class DeliveryStore:
                 "device_id": a.device_id,
                 "provider_message_id": a.provider_message_id,
             }
+            for outcome in outcomes
             for a in outcome.device_attempts or [outcome.attempt]
         ]
 
-        def work(conn: Connection) -> Delivery | None:
-            conn.execute(delivery_attempts.insert(), rows)
-            _touch_devices(conn, outcome, now)
-            if not conn.execute(update).rowcount:
-                return None
-            if outcome.retry is not None and outcome.status is DeliveryStatus.PENDING:
-                self._notifications.write_jobs(conn, [outcome.retry])
-            delivery = _delivery(
-                conn.execute(
-                    sa.select(deliveries).where(deliveries.c.id == outcome.delivery_id)
-                ).one()
-            )
-            event = _EVENTS.get(delivery.status)
-            if event is not None:
-                events(conn, event, delivery_dict(delivery))
-            return delivery
+        def work(conn: Connection) -> list[Delivery | None]:
+            conn.execute(delivery_attempts.insert(), attempts)
+            for outcome in outcomes:
+                _touch_devices(conn, outcome, now)
+            # Each delivery as it stands, locked where the engine has row locks (in id
+            # order, so two batches never wait on each other in a cycle).
+            rows: dict[str, Any] = {}
+            for chunk in _chunks(sorted({o.delivery_id for o in outcomes})):
+                rows.update((row.id, row) for row in conn.execute(_LOCK_CURRENT, {"ids": chunk}))
+            state = {d: (row.status, row.attempts) for d, row in rows.items()}
+            recorded: list[Delivery | None] = []
+            for outcome in outcomes:
+                row = rows.get(outcome.delivery_id)
+                if row is None or not _applies(outcome, *state[row.id]):
+                    recorded.append(None)
+                    continue
+                sent = outcome.status is DeliveryStatus.SENT
+                delivery = Delivery(
+                    id=row.id,
+                    notification_id=row.notification_id,
+                    user_id=row.user_id,
+                    channel=_CHANNELS[row.channel],
+                    status=outcome.status,
+                    provider=outcome.attempt.provider,
+                    attempts=outcome.tried + 1,
+                    last_error=outcome.last_error,
+                    provider_message_id=(
+                        outcome.provider_message_id if sent else row.provider_message_id
+                    ),
+                    created_at=row.created_at,
+                    updated_at=now,
+                )
+                # A second outcome for the same delivery in this batch sees this one.
+                state[row.id] = (delivery.status, delivery.attempts)
+                recorded.append(delivery)
+            changed = {d.id: d for d in recorded if d is not None}  # the last of each
+            if changed:
+                conn.execute(_UPDATE, [_new_state(d) for d in changed.values()])
+            retries = [
+                o.retry
+                for o, d in zip(outcomes, recorded, strict=True)
+                if d is not None and o.retry is not None and o.status is DeliveryStatus.PENDING
+            ]
+            if retries:
+                self._notifications.write_jobs(conn, retries)
+            for done in recorded:
+                if done is not None and (event := _EVENTS.get(done.status)) is not None:
+                    events(conn, event, delivery_dict(done))
+            return recorded
 
-        # Redone from its job after a crash, like the other pipeline steps: no fsync.
+        # Redone from its jobs after a crash, like the other pipeline steps: no fsync.
         return await self.db.write(work, durable=False)
 
     async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[Attempt]]:
@@ -267,7 +298,8 @@ class DeliveryStore:
     ) -> int:
         """Replay every dead delivery (of `channel`, dead before `before`) in one transaction."""
         query = (
-            sa.select(deliveries, notifications.c.priority)
+            # Not the content: a replay of many would decode every one of them for nothing.
+            sa.select(*(c for c in deliveries.c if c.name != "content"), notifications.c.priority)
             .join(notifications, notifications.c.id == deliveries.c.notification_id)
             .where(deliveries.c.status == DeliveryStatus.DEAD.value)
         )
@@ -287,6 +319,66 @@ class DeliveryStore:
             return len(rows)
 
         return await self.db.write(work)
+
+
+# What a send needs, and no more: every column read costs its conversion, for each send.
+_TARGETS = (
+    sa.select(
+        *(c for c in deliveries.c if c.name not in ("created_at", "updated_at")),
+        notifications.c.category,
+        notifications.c.priority,
+        notifications.c.data.label("notification_data"),
+    )
+    .join(notifications, notifications.c.id == deliveries.c.notification_id)
+    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+_LOCK_CURRENT = (
+    sa.select(*(c for c in deliveries.c if c.name not in ("content", "updated_at")))
+    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(deliveries.c.id)
+    .with_for_update()
+)
+_UPDATE = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        attempts=sa.bindparam("new_attempts"),
+        provider=sa.bindparam("new_provider"),
+        last_error=sa.bindparam("new_last_error"),
+        provider_message_id=sa.bindparam("new_provider_message_id"),
+        updated_at=sa.bindparam("new_updated_at"),
+    )
+)
+
+
+# Enum(value) is slow, and every send converts a few: look them up instead.
+_CHANNELS = {c.value: c for c in Channel}
+_STATUSES = {s.value: s for s in DeliveryStatus}
+_PRIORITIES = {p.value: p for p in Priority}
+
+
+def _applies(outcome: Outcome, status: str, attempts: int) -> bool:
+    """Only over the state the send began from: still pending with the attempts it saw. A
+    send that went out while a cancel came in did go out: it is recorded as sent. (The
+    statuses are StrEnums: they compare equal to the column's text.)"""
+    if attempts != outcome.tried:
+        return False
+    if status == DeliveryStatus.PENDING:
+        return True
+    return status == DeliveryStatus.CANCELED and outcome.status is DeliveryStatus.SENT
+
+
+def _new_state(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery.id,
+        "new_status": delivery.status.value,
+        "new_attempts": delivery.attempts,
+        "new_provider": delivery.provider,
+        "new_last_error": delivery.last_error,
+        "new_provider_message_id": delivery.provider_message_id,
+        "new_updated_at": delivery.updated_at,
+    }
 
 
 def _touch_devices(conn: Connection, outcome: Outcome, now: datetime) -> None:

@@ -158,17 +158,22 @@ def _preferences(value: dict[str, Any] | None) -> Preferences:
     )
 
 
+# Built once: routing and every provider send read profiles, and building a statement costs
+# more than running it.
+_USERS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
+_ACTIVE_DEVICES = sa.select(devices).where(
+    devices.c.user_id.in_(sa.bindparam("ids", expanding=True)), devices.c.active.is_(True)
+)
+
+
 def _profiles(
     conn: Connection, user_ids: list[str]
 ) -> tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]:
     found = {
         row.id: (_user(row), _preferences(row.preferences))
-        for row in conn.execute(sa.select(users).where(users.c.id.in_(user_ids))).all()
+        for row in conn.execute(_USERS, {"ids": user_ids}).all()
     }
     by_user: dict[str, list[Device]] = {u: [] for u in user_ids}
-    rows = conn.execute(
-        sa.select(devices).where(devices.c.user_id.in_(user_ids), devices.c.active.is_(True))
-    )
-    for row in rows.all():
+    for row in conn.execute(_ACTIVE_DEVICES, {"ids": user_ids}).all():
         by_user[row.user_id].append(_device(row))
     return found, by_user

@@ -38,11 +38,21 @@ def _subscription(row: Any) -> Subscription:
     )
 
 
+_ACTIVE = sa.select(subs).where(subs.c.active.is_(True))
+
+
 def subscribed(conn: Connection, event: str) -> list[Subscription]:
-    """Active subscriptions to `event`, inside the caller's transaction."""
-    rows = conn.execute(sa.select(subs).where(subs.c.active.is_(True))).all()
+    """Active subscriptions to `event`, inside the caller's transaction.
+
+    Read once per transaction: one that records a batch of outcomes asks once per delivery.
+    """
+    transaction = conn.get_transaction()
+    read = conn.info.get("tidings.subscriptions")  # (the transaction, what it read)
+    if read is None or read[0] is not transaction:
+        read = (transaction, [_subscription(r) for r in conn.execute(_ACTIVE).all()])
+        conn.info["tidings.subscriptions"] = read
     # Few rows, and JSON list membership differs per dialect: filter here.
-    return [_subscription(r) for r in rows if event in r.events]
+    return [sub for sub in read[1] if event in sub.events]
 
 
 class WebhookStore:
