@@ -40,7 +40,7 @@ ROWS: dict[str, list[Row]] = {
         Row("page p99 ms", "page_p99_ms", target="≤ 10 ms"),
         Row("count p99 ms", "count_p99_ms", target="≤ 10 ms"),
     ],
-    "idle": [Row("CPU % of a core", "cpu_percent", target="≤ 1 %")],
+    "idle": [Row("CPU % of a core", "percent_of_one_core", target="≤ 1 %")],
 }
 
 
