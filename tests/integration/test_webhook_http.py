@@ -193,3 +193,28 @@ async def test_a_header_that_would_split_the_request_is_refused(client, script, 
     with pytest.raises(ValueError, match="cannot be sent"):
         await client.post(to(script), b"{}", {"webhook-id": value}, timeout=5, limit=10)
     assert script.requests == []
+
+
+async def test_a_request_that_timed_out_waiting_for_a_connection_is_never_sent(script):
+    script.delay = 0.3
+    client = WebhookClient(per_origin=1)
+    first = asyncio.create_task(post(client, script))
+    await asyncio.sleep(0.05)
+    with pytest.raises(TimeoutError):
+        await client.post(to(script), b"late", {}, timeout=0.1, limit=10)
+    assert (await first).status == 200
+    await asyncio.sleep(0.4)
+    await client.close()
+
+    assert [body for _, _, body in script.requests] == [b"{}"]
+
+
+async def test_every_request_waiting_on_a_receiver_that_refuses_gets_its_error(script):
+    await script.stop()
+    await asyncio.sleep(0.05)
+    client = WebhookClient(per_origin=1)
+    sends = [post(client, script) for _ in range(3)]
+    answers = await asyncio.gather(*sends, return_exceptions=True)
+    await client.close()
+
+    assert [type(a) for a in answers] == [TransportError] * 3

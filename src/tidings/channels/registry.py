@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 PROVIDER_CHANNELS = (Channel.EMAIL, Channel.PUSH, Channel.SMS, Channel.WEBHOOK)
 WEBHOOK_SECRET = "webhook_secret"  # its name in server_settings
 VAPID_PRIVATE_KEY = "vapid_private_key"  # its name in server_settings, when generated
-RECEIVER_CONNECTIONS = 32  # kept-alive connections to one webhook receiver, at most
 
 Setting = Callable[[str, str], Awaitable[str]]
 """(name, default) -> the stored server setting, the default stored first if there was none."""
@@ -56,16 +55,19 @@ class LoggedCapture(CaptureProvider):
 
 class Providers:
     """The provider of each configured channel, and what they share: one HTTP client, and
-    one for webhooks (and status webhooks) that opens at most RECEIVER_CONNECTIONS to each
-    receiver, however many sends are in flight."""
+    one for webhooks and status webhooks.
 
-    def __init__(self) -> None:
+    That one opens as many connections to a receiver as webhook sends may be in flight (the
+    channel's and the status webhooks' together), so no send waits for a connection: a wait
+    would count against its timeout, and a slow receiver would then fail sends it never saw."""
+
+    def __init__(self, *, webhook_connections: int = 32) -> None:
         self.by_channel: dict[Channel, Provider] = {}
         self.http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers={"user-agent": "Tidings"},
         )
-        self.webhooks = WebhookClient(per_origin=RECEIVER_CONNECTIONS)
+        self.webhooks = WebhookClient(per_origin=webhook_connections)
         self.clients: list[httpx.AsyncClient] = []  # other clients (APNs' HTTP/2 one)
 
     async def close(self) -> None:
@@ -166,7 +168,8 @@ async def open_providers(
     settings: Settings, setting: Setting, vapid: VapidKeys | None = None
 ) -> Providers:
     """Build the providers the settings ask for; ValueError for a malformed configuration."""
-    providers = Providers()
+    # The webhook channel's worker and the status webhooks' each have that many in flight.
+    providers = Providers(webhook_connections=2 * settings.concurrency(Channel.WEBHOOK))
     try:
         if settings.capture:
             for channel in PROVIDER_CHANNELS:

@@ -1,11 +1,15 @@
 """The HTTP/1.1 client webhooks are posted with: one POST, its status, headers and the start of
 its answer, over kept-alive connections pooled per origin, at most `per_origin` to each.
 
+Requests beyond that wait in the origin's line, and a connection whose answer is in writes
+the next one at once, from the callback that read the answer: it never waits for a busy event
+loop to come round to a waiting request. A request's timeout runs from the call, so time in
+the line counts (the runtime opens as many connections as sends may be in flight).
+
 Why not httpx: with 32 requests in flight it cost about 1.9 ms of CPU per request here (its
-pool looks at every connection on each request), this about 40 µs; that is what lets one
-process drain thousands of webhooks a second (docs/benchmarks.md, webhook-drain). It does
-only what webhooks need: it follows no redirects and uses no proxy (a webhook goes to the
-address its URL was checked to resolve to), and answers are parsed by httptools (llhttp).
+pool looks at every connection on each request); this costs a few tens of µs. It does only
+what webhooks need: it follows no redirects and uses no proxy (a webhook goes to the address
+its URL was checked to resolve to), and answers are parsed by httptools (llhttp).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import certifi
@@ -49,169 +54,255 @@ Dial = Callable[..., Awaitable[tuple[Any, Any]]]
 """`loop.create_connection`'s signature: (factory, host, port, *, ssl, server_hostname)."""
 
 
-class _Connection(asyncio.Protocol):
-    """One kept-alive connection; one exchange at a time."""
+@dataclass(eq=False, slots=True)
+class _Request:
+    data: bytes
+    limit: int
+    answer: asyncio.Future[Answer]
+    connection: _Connection | None = None  # the one it was written to, while it is there
+    resent: bool = False  # once, when a kept connection closed under it unanswered
 
-    def __init__(self) -> None:
+
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection; one request at a time."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.request: _Request | None = None
+        self._served = 0  # answers read on this connection
         self._parser: httptools.HttpResponseParser | None = None
-        self._answer: asyncio.Future[Answer] | None = None
         self._reason = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
-        self._limit = 0
         self._headers_done = False
-        self._reusable = False
-        self.answered = False  # a byte of the current answer arrived
+        self._complete = False
+        self._keep_alive = False  # as the complete answer said (the parser forgets after)
+        self._cut = False  # the answer ran past its limit: the rest is not read
+        self._out_of_step = False  # bytes came that no request asked for
+        self._answered = False  # a byte of the current answer arrived
 
-    # The exchange.
-    async def exchange(self, request: bytes, limit: int, deadline: float) -> Answer:
-        """Send `request`; its answer, or TimeoutError at `deadline` (the loop's clock)."""
+    def send(self, request: _Request) -> None:
         assert self.transport is not None
+        request.connection, self.request = self, request
         self._reason, self._headers, self._body, self._size = b"", {}, [], 0
-        self._limit, self._headers_done, self._reusable, self.answered = limit, False, False, False
+        self._headers_done = self._complete = self._keep_alive = False
+        self._cut = self._answered = False
         self._parser = httptools.HttpResponseParser(self)
-        loop = asyncio.get_running_loop()
-        self._answer = loop.create_future()
-        # A timer rather than asyncio.timeout: this runs for every webhook, and a timer
-        # costs a fraction of a cancellation scope.
-        timer = loop.call_at(deadline, self._expire)
-        self.transport.write(request)
-        try:
-            return await self._answer
-        finally:
-            timer.cancel()
-
-    def _expire(self) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(TimeoutError("no answer in time"))
-            self._answer = None
-
-    @property
-    def reusable(self) -> bool:
-        return self._reusable and not self.closed
+        self.transport.write(request.data)
 
     def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
+        if self.transport is not None and not self.closed:
             self.transport.close()
-
-    def _finish(self, error: TransportError | None = None, *, keep_alive: bool = False) -> None:
-        answer, self._answer, parser = self._answer, None, self._parser
-        if answer is None or answer.done() or parser is None:
-            return
-        if error is not None:
-            answer.set_exception(error)
-            return
-        self._reusable = keep_alive and parser.should_keep_alive()
-        answer.set_result(
-            Answer(
-                parser.get_status_code(),
-                self._reason.decode("latin-1").strip(),
-                self._headers,
-                b"".join(self._body)[: self._limit],
-            )
-        )
 
     # asyncio.Protocol
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._answer is None or self._parser is None:  # nothing asked: out of step
+        if self.request is None or self._parser is None:  # nothing asked: out of step
             self.close()
             return
-        self.answered = True
+        self._answered = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._finish(TransportError("the receiver switched protocols"))
+            self._fail(TransportError("the receiver switched protocols"))
             self.close()
+            return
         except httptools.HttpParserError as exc:
-            self._finish(TransportError(f"malformed answer: {exc}"))
+            self._fail(TransportError(f"malformed answer: {exc}"))
             self.close()
+            return
+        # Handed on only now, with the parser done with these bytes.
+        if self._complete or self._cut:
+            self._finish(keep=self._complete and not self._cut)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._headers_done:
-            # An answer without a length ends with its connection.
-            self._finish()
-        else:
-            why = f": {exc}" if exc else ""
-            self._finish(TransportError(f"the connection closed before an answer{why}"))
+        if self.request is not None:
+            if self._headers_done:
+                self._finish(keep=False)  # an answer without a length ends with its connection
+            else:
+                why = f": {exc}" if exc else ""
+                self._fail(TransportError(f"the connection closed before an answer{why}"))
+        self.pool.lost(self)
 
-    # httptools callbacks. Bytes past the end of the answer (a second one) leave the
-    # connection out of step: it is not kept.
+    # httptools callbacks
     def on_message_begin(self) -> None:
-        if self._answer is None:
-            self._reusable = False
+        if self._complete:  # a second answer to one request
+            self._out_of_step = True
 
     def on_status(self, status: bytes) -> None:
-        if self._answer is not None:
+        if not self._complete:
             self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._answer is not None:
+        if not self._complete:
             self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        if self._answer is None:
+        if self._complete or self.request is None:
             return
-        if self._size < self._limit:
+        if self._size < self.request.limit:
             self._body.append(body)
         self._size += len(body)
-        if self._size > self._limit:
-            # Enough to log; the rest is not worth reading, so the connection goes.
-            self._finish()
-            self.close()
+        # Enough to log: the rest is not worth reading, so the connection goes.
+        self._cut = self._size > self.request.limit
 
     def on_message_complete(self) -> None:
-        if self._answer is None or self._parser is None:
+        assert self._parser is not None
+        if self._complete:
             return
         if self._parser.get_status_code() < 200:
             # 100 Continue, 103 Early Hints: the real answer follows.
             self._reason, self._headers, self._headers_done = b"", {}, False
             return
-        self._finish(keep_alive=True)
+        self._complete = True
+        self._keep_alive = self._parser.should_keep_alive()
+
+    def _finish(self, *, keep: bool) -> None:
+        request, parser, self.request = self.request, self._parser, None
+        assert request is not None and parser is not None
+        self._served += 1
+        keep = keep and self._keep_alive and not self._out_of_step
+        if not request.answer.done():
+            body = b"".join(self._body)[: request.limit]
+            reason = self._reason.decode("latin-1").strip()
+            answer = Answer(parser.get_status_code(), reason, self._headers, body)
+            request.answer.set_result(answer)
+        if keep and not self.closed:
+            self.pool.free(self)
+        else:
+            self.close()
+
+    def _fail(self, error: TransportError) -> None:
+        request, self.request = self.request, None
+        if request is not None:
+            # A kept connection the receiver closed as we wrote: once more on another.
+            again = self._served > 0 and not self._answered and not request.resent
+            self.pool.failed(request, error, again=again)
 
 
-@dataclass(slots=True)
 class _Pool:
-    """The connections to one origin: `slots` bounds them, `idle` holds the kept-alive ones."""
+    """The connections to one origin and the requests waiting for one."""
 
-    slots: asyncio.Semaphore
-    idle: list[_Connection] = field(default_factory=list)
-    busy: int = 0
+    def __init__(self, client: WebhookClient, target: Target, address: str | None) -> None:
+        self.client = client
+        self.target = target
+        self.address = address
+        self.idle: list[_Connection] = []
+        self.waiting: deque[_Request] = deque()
+        self.open = 0  # connections open or being opened
+
+    def submit(self, request: _Request) -> None:
+        while self.idle:
+            connection = self.idle.pop()  # the most recently used: the others may expire
+            if not connection.closed:
+                if time.monotonic() - connection.idle_since < self.client.keep_idle:
+                    connection.send(request)
+                    return
+                connection.close()
+        self.waiting.append(request)
+        if self.open < self.client.per_origin:
+            self._open()
+
+    def free(self, connection: _Connection) -> None:
+        """`connection` read its answer and may be kept: the next request, or the idle list."""
+        if connection.closed or self.client.closed:
+            connection.close()
+            return
+        request = self._next()
+        if request is not None:
+            connection.send(request)
+        else:
+            connection.idle_since = time.monotonic()
+            self.idle.append(connection)
+
+    def lost(self, connection: _Connection) -> None:
+        self.open -= 1
+        if connection in self.idle:
+            self.idle.remove(connection)
+        if self.waiting and self.open < self.client.per_origin:
+            self._open()
+
+    def failed(self, request: _Request, error: TransportError, *, again: bool) -> None:
+        if again and not request.answer.done():
+            request.resent = True
+            self.waiting.appendleft(request)
+        elif not request.answer.done():
+            request.answer.set_exception(error)
+
+    def _next(self) -> _Request | None:
+        while self.waiting:
+            request = self.waiting.popleft()
+            if not request.answer.done():  # else it timed out, or its caller went
+                return request
+        return None
+
+    def _open(self) -> None:
+        self.open += 1
+        task = asyncio.get_running_loop().create_task(self._connect())
+        self.client.connecting.add(task)
+        task.add_done_callback(self.client.connecting.discard)
+
+    async def _connect(self) -> None:
+        target, client = self.target, self.client
+        tls = client.tls if target.scheme == "https" else None
+        dial = client.dial or asyncio.get_running_loop().create_connection
+        try:
+            async with asyncio.timeout(client.connect_timeout):
+                _, connection = await dial(
+                    lambda: _Connection(self),
+                    self.address or target.host,
+                    target.port,
+                    ssl=tls,
+                    server_hostname=target.host if tls else None,
+                )
+        except Exception as exc:  # refused, unreachable, no such name, TLS, timed out
+            self.open -= 1
+            # Each request gets its own try, as it would alone: this one fails the longest
+            # waiting, and the next waiting one tries again.
+            request = self._next()
+            if request is not None:
+                request.answer.set_exception(TransportError(f"{type(exc).__name__}: {exc}"))
+            if self.waiting and self.open < client.per_origin:
+                self._open()
+            return
+        self.free(connection)
 
 
 class WebhookClient:
     """Connections are kept `keep_idle` seconds after their last answer, at most `per_origin`
-    to an origin (scheme, name, port and the address connected to); more requests wait."""
+    to an origin (scheme, name, port and the address connected to)."""
 
     def __init__(
         self,
         *,
         per_origin: int = 32,
         keep_idle: float = 30.0,
+        connect_timeout: float = 10.0,
         user_agent: str = "Tidings",
         tls: ssl.SSLContext | None = None,
         dial: Dial | None = None,
     ) -> None:
         self.per_origin = per_origin
         self.keep_idle = keep_idle
+        self.connect_timeout = connect_timeout
         self.user_agent = user_agent
         # The CA bundle httpx used before, so the receivers we trust do not change.
-        self._tls = tls or ssl.create_default_context(cafile=certifi.where())
-        self._dial = dial
+        self.tls = tls or ssl.create_default_context(cafile=certifi.where())
+        self.dial = dial
+        self.closed = False
+        self.connecting: set[asyncio.Task[None]] = set()
         self._pools: dict[tuple[str, str, int, str | None], _Pool] = {}
         self._swept = time.monotonic()
-        self._closed = False
 
     async def post(
         self,
@@ -227,90 +318,29 @@ class WebhookClient:
 
         Raises TimeoutError past `timeout` seconds (waiting for a connection included) and
         TransportError when there is no answer."""
-        if self._closed:
+        if self.closed:
             raise TransportError("the client is closed")
-        request = self._request(target, body, headers)
+        loop = asyncio.get_running_loop()
+        request = _Request(self._request(target, body, headers), limit, loop.create_future())
+        self._pool(target, address).submit(request)
+        # A timer rather than asyncio.timeout: this runs for every webhook, and a timer costs
+        # a fraction of a cancellation scope.
+        timer = loop.call_at(loop.time() + timeout, _expire, request)
+        try:
+            return await request.answer
+        except asyncio.CancelledError:
+            _drop(request)  # what became of it is unknown: its connection is not reused
+            raise
+        finally:
+            timer.cancel()
+
+    def _pool(self, target: Target, address: str | None) -> _Pool:
         self._sweep()
         key = (target.scheme, target.host, target.port, address)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = _Pool(asyncio.Semaphore(self.per_origin))
-        deadline = asyncio.get_running_loop().time() + timeout
-        pool.busy += 1  # waiting included: the sweep keeps a pool someone is waiting on
-        try:
-            if pool.slots.locked():  # as many connections as allowed are busy: wait
-                async with asyncio.timeout_at(deadline):
-                    await pool.slots.acquire()
-            else:
-                await pool.slots.acquire()
-            try:
-                return await self._exchange(pool, target, address, request, limit, deadline)
-            finally:
-                pool.slots.release()
-        finally:
-            pool.busy -= 1
-
-    async def _exchange(
-        self,
-        pool: _Pool,
-        target: Target,
-        address: str | None,
-        request: bytes,
-        limit: int,
-        deadline: float,
-    ) -> Answer:
-        connection = self._kept(pool)
-        reused = connection is not None
-        if connection is None:
-            connection = await self._connect(target, address, deadline)
-        try:
-            answer = await connection.exchange(request, limit, deadline)
-        except TransportError:
-            connection.close()
-            if not reused or connection.answered:
-                raise
-            # A kept connection the receiver closed as we wrote: once more on a new one.
-            connection = await self._connect(target, address, deadline)
-            try:
-                answer = await connection.exchange(request, limit, deadline)
-            except BaseException:
-                connection.close()
-                raise
-        except BaseException:  # timed out or cancelled mid-exchange: its state is unknown
-            connection.close()
-            raise
-        if connection.reusable and not self._closed:
-            connection.idle_since = time.monotonic()
-            pool.idle.append(connection)
-        else:
-            connection.close()
-        return answer
-
-    def _kept(self, pool: _Pool) -> _Connection | None:
-        """The most recently used open connection (the others may expire unused)."""
-        while pool.idle:
-            connection = pool.idle.pop()
-            if not connection.closed and time.monotonic() - connection.idle_since < self.keep_idle:
-                return connection
-            connection.close()
-        return None
-
-    async def _connect(self, target: Target, address: str | None, deadline: float) -> _Connection:
-        tls = self._tls if target.scheme == "https" else None
-        dial = self._dial or asyncio.get_running_loop().create_connection
-        try:
-            async with asyncio.timeout_at(deadline):
-                _, connection = await dial(
-                    _Connection,
-                    address or target.host,
-                    target.port,
-                    ssl=tls,
-                    server_hostname=target.host if tls else None,
-                )
-        except OSError as exc:  # refused, unreachable, no such name, TLS refused
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        assert isinstance(connection, _Connection)
-        return connection
+            pool = self._pools[key] = _Pool(self, target, address)
+        return pool
 
     def _request(self, target: Target, body: bytes, headers: dict[str, str]) -> bytes:
         given = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
@@ -332,15 +362,28 @@ class WebhookClient:
         self._swept = now
         for key, pool in list(self._pools.items()):
             for connection in [c for c in pool.idle if now - c.idle_since >= self.keep_idle]:
-                pool.idle.remove(connection)
                 connection.close()
-            if not pool.idle and not pool.busy:
+            if not pool.idle and not pool.open and not pool.waiting:
                 del self._pools[key]
 
     async def close(self) -> None:
-        """Close the kept connections; those in use close when their answer is in."""
-        self._closed = True
+        """Close the kept connections, and fail the requests waiting for one; those in use
+        close when their answer is in."""
+        self.closed = True
         for pool in self._pools.values():
-            for connection in pool.idle:
+            for connection in list(pool.idle):
                 connection.close()
-            pool.idle.clear()
+            while (request := pool._next()) is not None:
+                request.answer.set_exception(TransportError("the client is closed"))
+
+
+def _expire(request: _Request) -> None:
+    if not request.answer.done():
+        request.answer.set_exception(TimeoutError("no answer in time"))
+        _drop(request)
+
+
+def _drop(request: _Request) -> None:
+    connection = request.connection
+    if connection is not None and connection.request is request:
+        connection.close()
