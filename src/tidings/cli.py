@@ -84,9 +84,12 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.gc_tuning import tune_gc
 
+    app = create_app(settings, workers=workers)
+    tune_gc()
     uvicorn.run(
-        create_app(settings, workers=workers),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -202,6 +205,9 @@ def worker(
         typer.echo(f"Tidings worker ready, taking jobs from: {queues}")
         sys.stdout.flush()
 
+    from tidings.gc_tuning import tune_gc
+
+    tune_gc()
     try:
         asyncio.run(run_worker(settings, channels=chosen, route=route, ready=ready))
     except Exception as exc:
