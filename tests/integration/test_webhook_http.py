@@ -74,13 +74,6 @@ async def script() -> AsyncIterator[Script]:
     await server.stop()
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[WebhookClient]:
-    http = WebhookClient()
-    yield http
-    await http.close()
-
-
 def to(server: Script, path: str = "/hook") -> Target:
     authority = f"127.0.0.1:{server.port}"
     return Target("http", "127.0.0.1", server.port, path, authority)

@@ -99,13 +99,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.stop()
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[WebhookClient]:
-    http = WebhookClient()
-    yield http
-    await http.close()
-
-
 def webhook_to(url: str, delivery_id: str = "dlv_1", **content: Any) -> Message:
     return Message(
         delivery_id=delivery_id,
