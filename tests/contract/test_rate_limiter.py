@@ -7,26 +7,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.clock import FakeClock
 from tests.services import REDIS_URL, require_tcp
 from tidings.limits.base import RateLimiter
 from tidings.limits.memory import MemoryRateLimiter
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_000_000.0)
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[RateLimiter]:
+async def limiter(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[RateLimiter]:
     if request.param == "memory":
         made: RateLimiter = MemoryRateLimiter(clock)
     else:

@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.clock import FakeClock
 from tests.integration.asgi_server import Request
 
 KEY_ID = "ABC123DEFG"
@@ -35,14 +36,6 @@ class Sent:
     headers: dict[str, str]
     payload: dict[str, Any]
     provider_token: str
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_750_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.clock import FakeClock
 from tests.integration.asgi_server import Request, json_reply
 
 PROJECT = "tidings-test"
@@ -23,14 +24,6 @@ SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 MESSAGE_KEYS = {"token", "notification", "data", "android", "apns", "webpush"}
 RESERVED_DATA = ("from", "notification", "message_type")
 Reply = tuple[int, dict[str, str], bytes]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_750_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fcm_error(status: int, canonical: str, code: str | None, message: str = "error") -> Reply:

@@ -17,13 +17,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.clock import FakeClock
 from tests.integration.asgi_server import Certificate, asgi_app, running
 from tests.integration.fake_apns import (
     KEY_ID,
     TEAM_ID,
     TOPIC,
     FakeApns,
-    FakeClock,
     Reply,
     apns_error,
 )

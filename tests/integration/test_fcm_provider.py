@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.clock import FakeClock
 from tests.integration.asgi_server import asgi_app, json_reply, running
 from tests.integration.fake_fcm import (
     CLIENT_EMAIL,
     KEY_ID,
     PROJECT,
-    FakeClock,
     FakeGoogle,
     Reply,
     fcm_error,

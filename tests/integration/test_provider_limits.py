@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import FakeClock
 from tests.e2e.helpers import eventually_async
 from tests.integration.test_delivery_engine import capture, send_email, settled
 from tidings.config import Settings
@@ -21,21 +22,13 @@ from tidings.store.migrate import upgrade
 RATE = 20  # captured emails per second: a bucket of 20
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
+async def runtime(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Runtime]:
     url = f"sqlite:///{tmp_path / 'tidings.db'}"
     await asyncio.to_thread(upgrade, url)
     settings = Settings(

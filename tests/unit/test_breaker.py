@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clock import FakeClock
 from tidings.limits.breaker import BreakerState, CircuitBreaker
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(100.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def breaker(clock: Clock) -> CircuitBreaker:
+def breaker(clock: FakeClock) -> CircuitBreaker:
     return CircuitBreaker("smtp", failures=3, cooldown=30, clock=clock)
 
 
