@@ -17,10 +17,14 @@ serve: install
 	TIDINGS_DEMO=1 $(BIN)/tidings serve --host 127.0.0.1 --port 8000
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download is not used.
+# Node checks that the served scripts parse.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v node >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nodejs to check the served scripts"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
 
 test: install browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
