@@ -10,9 +10,10 @@ import msgspec
 from litestar import Request, Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.response import Stream
+from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from tidings.api.auth import raw_header, require_user
-from tidings.api.errors import ApiError
+from tidings.api.errors import ApiError, error_body
 from tidings.domain.models import Scope
 from tidings.pipeline import in_app
 from tidings.pipeline.events import Event
@@ -61,9 +62,7 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
         principal = await runtime.auth.principal(socket)
         require_user(principal, user_id, Scope.READ)
     except ApiError as exc:
-        await socket.close(
-            code=4401 if exc.status_code == 401 else 4403, reason=str(exc.detail)[:120]
-        )
+        await _refuse(socket, exc)
         return
 
     async def send(event: Event) -> None:
@@ -83,6 +82,32 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
         pass  # the client went away
     finally:
         await sender.close()
+
+
+async def _refuse(socket: WebSocket[Any, Any, Any], exc: ApiError) -> None:
+    """Answer the handshake with the HTTP status and error body every other endpoint gives
+    (401 or 403), through ASGI's denial response, which uvicorn offers. A server without it
+    answers a close before accept with 403 whatever the code."""
+    status = exc.status_code
+    if "websocket.http.response" not in (socket.scope.get("extensions") or {}):
+        await socket.close(code=4401 if status == 401 else 4403, reason=str(exc.detail)[:120])
+        return
+    body = msgspec.json.encode(error_body(exc.code, str(exc.detail)))
+    start: WebSocketResponseStartEvent = {
+        "type": "websocket.http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+        ],
+    }
+    await socket.send(start)
+    end: WebSocketResponseBodyEvent = {
+        "type": "websocket.http.response.body",
+        "body": body,
+        "more_body": False,
+    }
+    await socket.send(end)
 
 
 async def _read_actions(socket: WebSocket[Any, Any, Any], runtime: Runtime, user_id: str) -> None:
