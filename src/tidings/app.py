@@ -26,6 +26,7 @@ from tidings.api import (
     webpush,
 )
 from tidings.api.errors import exception_handlers
+from tidings.api.openapi_errors import describe_errors
 from tidings.api.rate_limits import rate_limit_middleware
 from tidings.config import Settings
 from tidings.runtime import Runtime
@@ -76,5 +77,6 @@ def create_app(settings: Settings, *, workers: bool = True) -> Litestar:
         ),
         debug=False,
     )
+    describe_errors(app.openapi_schema)
     app.state.runtime = runtime
     return app

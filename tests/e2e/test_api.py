@@ -297,3 +297,23 @@ def test_openapi_describes_the_send_endpoint(service: LiveService) -> None:
     schema = json.loads(r.content)
     assert "/v1/notifications" in schema["paths"]
     assert "post" in schema["paths"]["/v1/notifications"]
+
+
+def test_openapi_lists_the_errors_in_the_shape_they_are_answered(service: LiveService) -> None:
+    schema = httpx.get(f"{service.url}/openapi.json").json()
+    send = schema["paths"]["/v1/notifications"]["post"]["responses"]
+    assert {"400", "401", "403", "413", "422", "429"} <= set(send)
+    errors = [answer for status, answer in send.items() if status != "202"]
+    refs = {answer["content"]["application/json"]["schema"]["$ref"] for answer in errors}
+    assert refs == {"#/components/schemas/ErrorAnswer"}
+    error = schema["components"]["schemas"]["ErrorAnswer"]["properties"]["error"]
+    assert error["required"] == ["code", "message", "details"]
+    # The same 422 the endpoint gives for a body of the wrong shape is what the spec promises.
+    wrong = httpx.post(
+        f"{service.url}/v1/notifications", json={"user_id": 5}, headers=service.headers()
+    )
+    assert wrong.status_code == 422 and set(wrong.json()["error"]) == {"code", "message", "details"}
+    unsubscribe = schema["paths"]["/v1/unsubscribe"]["get"]["responses"]
+    assert set(unsubscribe) == {"200", "400", "404"}
+    assert "invalid_token" in unsubscribe["400"]["description"]
+    assert "401" in schema["paths"]["/v1/stats"]["get"]["responses"]

@@ -17,7 +17,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import MediaType, Request, Response, post
 
-from tidings.api.errors import ApiError
+from tidings.api.errors import ApiError, error_responses
 from tidings.channels import sendgrid_events, twilio
 from tidings.domain.feedback import Report
 from tidings.domain.models import Channel, DeliveryStatus
@@ -123,6 +123,16 @@ READERS: dict[str, Reader] = {"twilio": twilio_reports, "sendgrid": sendgrid_rep
     "/v1/providers/{provider:str}/events",
     status_code=200,
     summary="Delivery reports from a provider (twilio, sendgrid), verified by its signature",
+    responses=error_responses(
+        {
+            400: "The body is not UTF-8 form data or JSON",
+            401: "The provider's signature is missing or does not match, or cannot be checked "
+            "(its secret is not configured)",
+            404: "Tidings reads no reports from this provider",
+            415: "Not the media type the provider sends",
+            422: "Not the provider's report shape",
+        }
+    ),
 )
 async def provider_events(request: Req, runtime: Runtime, provider: str) -> Response[bytes]:
     reader = READERS.get(provider)

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
 
-from tidings.api.errors import error_body
+from tidings.api.errors import error_body, error_responses
 from tidings.domain.unsubscribe import InvalidToken, Unsubscribe, verify
 from tidings.runtime import Runtime
 
@@ -45,7 +45,19 @@ def _verified(runtime: Runtime, token: str | None) -> Unsubscribe:
     return verify(runtime.unsubscribe.secret, token or "")
 
 
-@get("/v1/unsubscribe", summary="Confirm unsubscribing (the link in an email)")
+REFUSALS = error_responses(
+    {
+        400: "The token is missing, altered or expired (`invalid_token`)",
+        404: "The token's user no longer exists",
+    }
+)
+
+
+@get(
+    "/v1/unsubscribe",
+    summary="Confirm unsubscribing (the link in an email)",
+    responses=REFUSALS,
+)
 async def confirm(request: Req, runtime: Runtime, token: str | None = None) -> Response[Any]:
     """A link follow must change nothing (scanners prefetch links): it shows a form to POST."""
     try:
@@ -61,7 +73,12 @@ async def confirm(request: Req, runtime: Runtime, token: str | None = None) -> R
     return Response(_page("Unsubscribe", body), media_type=MediaType.HTML)
 
 
-@post("/v1/unsubscribe", status_code=200, summary="Unsubscribe (RFC 8058 one-click)")
+@post(
+    "/v1/unsubscribe",
+    status_code=200,
+    summary="Unsubscribe (RFC 8058 one-click)",
+    responses=REFUSALS,
+)
 async def unsubscribe(request: Req, runtime: Runtime, token: str | None = None) -> Response[Any]:
     """Turns `channel` off for the token's category in the user's preferences.
 
