@@ -69,7 +69,7 @@ class ThreadedProxy:
         self._thread.join(10)
 
 
-def _admin_sql(statement: str) -> None:
+def admin_sql(statement: str) -> None:
     import asyncpg
 
     async def run() -> None:
@@ -154,7 +154,7 @@ class ScaledSet:
             ("Redis", REDIS_URL),
         ):
             require_tcp(url, service)
-        _admin_sql(f'CREATE DATABASE "{self.database}"')
+        admin_sql(f'CREATE DATABASE "{self.database}"')
         broker = urlsplit(RABBITMQ_URL)
         self.proxy = ThreadedProxy(broker.hostname or "127.0.0.1", broker.port or 5672).start()
         self.ports = {name: free_port() for name in self.apis}
@@ -240,4 +240,4 @@ class ScaledSet:
         if self.proxy is not None:
             self.proxy.stop()
         asyncio.run(_delete_rabbitmq_namespace(self.namespace))
-        _admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

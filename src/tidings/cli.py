@@ -15,7 +15,7 @@ import typer
 from tidings import dead_letters_cli, send_cli
 from tidings.config import Settings, load_settings, replace
 from tidings.domain.models import Scope
-from tidings.store.migrate import upgrade
+from tidings.store.migrate import SchemaMismatch, check_schema, upgrade
 from tidings.store.store import Store
 
 T = TypeVar("T")
@@ -149,6 +149,14 @@ def _scaled_out(settings: Settings, role: str) -> None:
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    try:
+        asyncio.run(check_schema(settings.database_url))
+    except SchemaMismatch as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        typer.echo(f"error: cannot read the schema of {settings.database_url}: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

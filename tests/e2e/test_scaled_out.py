@@ -28,7 +28,7 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.webhook_sink import WebhookSink
 from tests.live import TIDINGS, LiveService
-from tests.scaled import ScaledSet
+from tests.scaled import ScaledSet, admin_sql
 from tests.services import REDIS_URL
 
 pytestmark = pytest.mark.services
@@ -60,6 +60,22 @@ def test_the_scaled_out_roles_refuse_the_embedded_defaults(tmp_path: Path, role:
     assert done.returncode == 2
     assert "TIDINGS_DATABASE_URL" in done.stderr and "tidings serve" in done.stderr
     assert not (tmp_path / "tidings.db").exists()
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_the_scaled_out_roles_refuse_a_database_that_was_not_migrated(
+    tmp_path: Path, role: str
+) -> None:
+    unmigrated = ScaledSet(tmp_path)
+    admin_sql(f'CREATE DATABASE "{unmigrated.database}"')
+    try:
+        done = subprocess.run(
+            [TIDINGS, role], env=unmigrated.env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        admin_sql(f'DROP DATABASE "{unmigrated.database}"')
+    assert done.returncode == 1
+    assert "no Tidings schema yet: run `tidings migrate`" in done.stderr
 
 
 def client(scaled: ScaledSet, api: str) -> httpx.Client:
