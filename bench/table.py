@@ -41,6 +41,17 @@ ROWS: dict[str, list[Row]] = {
         Row("count p99 ms", "count_p99_ms", target="≤ 10 ms"),
     ],
     "idle": [Row("CPU % of a core", "percent_of_one_core", target="≤ 1 %")],
+    # bench/scaled.py: deploy/Procfile's set on PostgreSQL, RabbitMQ and Redis.
+    "scaled": [
+        Row(
+            "accepted/s (500 per POST)",
+            "scaled_accepted_per_s",
+            "raw_postgres_rows_per_s",
+            "≥ 50,000/s",
+        ),
+        Row("delivered/s in-app", "scaled_delivered_per_s", "embedded_delivered_per_s"),
+        Row("embedded accepted/s", "embedded_accepted_per_s"),
+    ],
 }
 
 
