@@ -61,6 +61,19 @@ async def test_subscriber_receives_messages_under_its_prefix_and_no_others(bus: 
     assert await next_message(subscription) == ("user.42.inbox", b"hello")
 
 
+async def test_publish_many_arrives_in_order_under_each_prefix(bus: Bus) -> None:
+    mine, theirs = bus.subscribe("user.1."), bus.subscribe("user.2.")
+    await bus.publish_many([(f"user.{1 + n % 2}.inbox", str(n).encode()) for n in range(300)])
+    await bus.publish_many([])
+
+    assert [await next_message(mine) for _ in range(150)] == [
+        ("user.1.inbox", str(n).encode()) for n in range(0, 300, 2)
+    ]
+    assert [await next_message(theirs) for _ in range(150)] == [
+        ("user.2.inbox", str(n).encode()) for n in range(1, 300, 2)
+    ]
+
+
 async def test_subscriber_receives_only_what_is_published_after_it_subscribed(bus: Bus) -> None:
     await bus.publish("user.1.inbox", b"before")
     subscription = bus.subscribe("user.1.")

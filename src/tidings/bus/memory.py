@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from types import TracebackType
 
 from tidings.bus.mailbox import Mailbox
@@ -73,10 +74,15 @@ class MemoryBus:
         self._closed = False
 
     async def publish(self, topic: str, message: bytes) -> None:
+        await self.publish_many(((topic, message),))
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
         self._check_open()
-        for subscription in list(self._subscriptions):
-            if topic.startswith(subscription.prefix):
-                subscription._offer((topic, message))
+        subscriptions = list(self._subscriptions)
+        for topic, message in messages:
+            for subscription in subscriptions:
+                if topic.startswith(subscription.prefix):
+                    subscription._offer((topic, message))
 
     def subscribe(self, prefix: str) -> Subscription:
         """Messages published from this call on (not from the first iteration) under `prefix`."""

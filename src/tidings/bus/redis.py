@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Sequence
 from types import TracebackType
 
 import redis.asyncio as redis
@@ -145,13 +146,27 @@ class RedisBus:
         self._closed = False
 
     async def publish(self, topic: str, message: bytes) -> None:
+        await self._subscribed()
+        await self._redis.publish(self.namespace + topic, message)
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if not messages:
+            return
+        await self._subscribed()
+        # A pipeline without MULTI: the PUBLISH commands go out in one write and their
+        # answers come back in one read, in order.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for topic, message in messages:
+                pipe.publish(self.namespace + topic, message)
+            await pipe.execute()
+
+    async def _subscribed(self) -> None:
         self._check_open()
         # Subscribing takes a round trip that `subscribe` cannot wait for; waiting here keeps
         # the promise that a subscription sees what this process publishes after it.
         pending = [s.subscribed for s in self._subscriptions if not s.subscribed.done()]
         if pending:
             await asyncio.wait(pending, timeout=SUBSCRIBE_WAIT)
-        await self._redis.publish(self.namespace + topic, message)
 
     def subscribe(self, prefix: str) -> RedisSubscription:
         """Messages published under `prefix` from this call on, until the subscription closes."""

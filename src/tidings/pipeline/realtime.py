@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tidings.bus.base import Bus
 from tidings.pipeline.events import HEARTBEAT, Event
@@ -157,8 +157,14 @@ class Hub:
                 del self._connections[connection.user_id]
 
     async def publish(self, user_id: str, *events: Event) -> None:
-        for event in events:
-            await self.bus.publish(TOPIC_PREFIX + user_id, event.raw)
-            self._published += 1
-            if self._published % PUBLISHES_PER_YIELD == 0:
+        await self.publish_many([(user_id, event) for event in events])
+
+    async def publish_many(self, events: Sequence[tuple[str, Event]]) -> None:
+        """Publish (user_id, event) pairs in order, PUBLISHES_PER_YIELD to a bus call."""
+        for start in range(0, len(events), PUBLISHES_PER_YIELD):
+            chunk = events[start : start + PUBLISHES_PER_YIELD]
+            await self.bus.publish_many([(TOPIC_PREFIX + user, e.raw) for user, e in chunk])
+            self._published += len(chunk)
+            if self._published >= PUBLISHES_PER_YIELD:
+                self._published = 0
                 await asyncio.sleep(0)  # the hub's listener runs, and drains what waits

@@ -127,10 +127,9 @@ class Router:
             for delivery, _ in done.deliveries:
                 if delivery.status is not DeliveryStatus.PENDING:  # in_app, suppressed, failed
                     self.metrics.delivery(delivery.channel, delivery.status)
-        for item in routed.items:
-            await self.hub.publish(item.user_id, Event.notification(item))
-        for user_id, counts in routed.counts.items():
-            await self.hub.publish(user_id, Event.inbox(counts))
+        events = [(item.user_id, Event.notification(item)) for item in routed.items]
+        events += [(user_id, Event.inbox(counts)) for user_id, counts in routed.counts.items()]
+        await self.hub.publish_many(events)
 
 
 def plan(
