@@ -7,7 +7,9 @@ each engine does best.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -21,9 +23,13 @@ from sqlalchemy.pool import QueuePool
 
 from tidings.optional import require
 from tidings.sqlite_thread import in_writer
+from tidings.store import prepared
+from tidings.store.prepared import Prepared, Row
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
+# What `Database.fetch` hands its work: the rows of a prepared SELECT with these parameters.
+Fetch = Callable[[Prepared, Mapping[str, Any]], list[Row]]
 
 _json = msgspec.json.Encoder()
 # JSON columns are (de)serialised by msgspec: the stdlib json module was a tenth of the
@@ -135,6 +141,10 @@ class Database:
             # WAL readers never wait for the writer, and a read is a few µs: cheaper inline
             # on the event loop than a hop to a thread.
             self._reader = _sqlite_engine(sync_url, writer=False)
+            # fetch()'s connections: one per thread (the event loop's, in the service), held,
+            # since a pool checkout costs more than the query (40 µs against 6 µs for a count).
+            self._fetchers = threading.local()
+            self._fetcher_connections: list[sqlite3.Connection] = []
         else:
             self._async = create_async_engine(
                 sqlalchemy_url(url), pool_size=10, max_overflow=10, **JSON_CODEC
@@ -170,6 +180,38 @@ class Database:
                 return await conn.run_sync(work)
         return _in_transaction(self._reader, work)
 
+    def prepare(self, statement: sa.Select[Any]) -> Prepared:
+        """Compile a SELECT once, for `fetch` (see store/prepared.py)."""
+        dialect = self._async.dialect if self._async is not None else self._reader.dialect
+        return prepared.prepare(statement, dialect)
+
+    async def fetch(self, work: Callable[[Fetch], T]) -> T:
+        """Run `work(fetch)` in one read transaction: `fetch(prepared, params)` returns rows as
+        tuples. On SQLite it runs inline on a plain sqlite3 connection (WAL readers never wait
+        for the writer); on PostgreSQL through SQLAlchemy as `read` does."""
+        if self._async is not None:
+            async with self._async.connect() as conn:
+                return await conn.run_sync(lambda c: work(_through_sqlalchemy(c)))
+        connection = self._fetcher()
+        connection.execute("BEGIN")
+        try:
+            return work(lambda query, params: prepared.run(connection, query, params))
+        finally:
+            connection.execute("COMMIT")  # it only read: nothing to undo
+
+    def _fetcher(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._fetchers, "connection", None)
+        if connection is None:
+            # Autocommit mode (fetch emits BEGIN itself); timeout is SQLite's busy timeout,
+            # as on the engines' connections. The file is already in WAL mode: the store's
+            # migrations ran on the writer first.
+            connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._fetchers.connection = connection
+            self._fetcher_connections.append(connection)
+        return connection
+
     def insert(self, table: sa.Table) -> Any:
         """An INSERT that understands ON CONFLICT on this dialect."""
         if self.dialect == "sqlite":
@@ -185,3 +227,14 @@ class Database:
         else:
             await in_writer(self.path, self._writer.dispose)
             self._reader.dispose()
+            for connection in self._fetcher_connections:
+                connection.close()
+            self._fetcher_connections.clear()
+            self._fetchers = threading.local()
+
+
+def _through_sqlalchemy(conn: Connection) -> Fetch:
+    def fetch(query: Prepared, params: Mapping[str, Any]) -> list[Row]:
+        return [tuple(row) for row in conn.execute(query.statement, dict(params))]
+
+    return fetch

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -11,28 +13,35 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import DeliveryStatus, InboxCounts, InboxItem
-from tidings.store.database import Database
+from tidings.store.database import Database, Fetch
+from tidings.store.prepared import Prepared
 from tidings.store.schema import deliveries, inbox_counters, inbox_items
 
 InboxAction = Literal["read", "unread", "seen", "archive"]
 StatusFilter = Literal["unread", "read", "all"]
+STATUS_FILTERS: tuple[StatusFilter, ...] = ("unread", "read", "all")
+
+# The columns in InboxItem's field order, so that a row is its arguments.
+ITEM_COLUMNS = [inbox_items.c[f.name] for f in fields(InboxItem)]
 
 
-def _item(row: Any) -> InboxItem:
-    return InboxItem(
-        id=row.id,
-        user_id=row.user_id,
-        notification_id=row.notification_id,
-        category=row.category,
-        title=row.title,
-        body=row.body,
-        action_url=row.action_url,
-        data=row.data or {},
-        created_at=row.created_at,
-        seen_at=row.seen_at,
-        read_at=row.read_at,
-        archived_at=row.archived_at,
-    )
+def _item(row: Sequence[Any]) -> InboxItem:
+    """An item from a row of ITEM_COLUMNS."""
+    return InboxItem(*row)
+
+
+def _page_query(*, before: bool, status: StatusFilter, archived: bool) -> sa.Select[Any]:
+    """Newest first, from `p_before` (exclusive) when `before`; `p_user`, `p_limit`."""
+    query = sa.select(*ITEM_COLUMNS).where(inbox_items.c.user_id == sa.bindparam("p_user"))
+    if before:
+        query = query.where(inbox_items.c.id < sa.bindparam("p_before"))
+    if status == "unread":
+        query = query.where(inbox_items.c.read_at.is_(None))
+    elif status == "read":
+        query = query.where(inbox_items.c.read_at.is_not(None))
+    archived_col = inbox_items.c.archived_at
+    query = query.where(archived_col.is_not(None) if archived else archived_col.is_(None))
+    return query.order_by(inbox_items.c.id.desc()).limit(sa.bindparam("p_limit"))
 
 
 def _item_row(item: InboxItem) -> dict[str, Any]:
@@ -69,6 +78,28 @@ class InboxStore:
         self.on_read: ReadHook = _nobody_listens
         self.after_read: Callable[[], None] = lambda: None
         # Built once: statement construction costs more than running it on SQLite.
+        self._pages: dict[tuple[bool, StatusFilter, bool], Prepared] = {
+            (before, status, archived): db.prepare(
+                _page_query(before=before, status=status, archived=archived)
+            )
+            for before, status, archived in itertools.product(
+                (False, True), STATUS_FILTERS, (False, True)
+            )
+        }
+        self._after = db.prepare(
+            sa.select(*ITEM_COLUMNS)
+            .where(
+                inbox_items.c.user_id == sa.bindparam("p_user"),
+                inbox_items.c.id > sa.bindparam("p_after"),
+            )
+            .order_by(inbox_items.c.id)
+            .limit(sa.bindparam("p_limit"))
+        )
+        self._count = db.prepare(
+            sa.select(inbox_counters.c.unread_count, inbox_counters.c.unseen_count).where(
+                inbox_counters.c.user_id == sa.bindparam("p_user")
+            )
+        )
         self._add_counts = (
             db.insert(inbox_counters)
             .values(
@@ -126,42 +157,35 @@ class InboxStore:
         archived: bool = False,
     ) -> tuple[list[InboxItem], InboxCounts]:
         """Newest first; `before` is the cursor (the last id of the previous page)."""
-        query = sa.select(inbox_items).where(inbox_items.c.user_id == user_id)
+        query = self._pages[(bool(before), status, archived)]
+        params: dict[str, Any] = {"p_user": user_id, "p_limit": limit}
         if before:
-            query = query.where(inbox_items.c.id < before)
-        if status == "unread":
-            query = query.where(inbox_items.c.read_at.is_(None))
-        elif status == "read":
-            query = query.where(inbox_items.c.read_at.is_not(None))
-        archived_col = inbox_items.c.archived_at
-        query = query.where(archived_col.is_not(None) if archived else archived_col.is_(None))
-        query = query.order_by(inbox_items.c.id.desc()).limit(limit)
+            params["p_before"] = before
 
-        def work(conn: Connection) -> tuple[list[InboxItem], InboxCounts]:
-            items = [_item(r) for r in conn.execute(query).all()]
-            return items, _counts(conn, user_id)
+        def work(fetch: Fetch) -> tuple[list[InboxItem], InboxCounts]:
+            return [_item(r) for r in fetch(query, params)], self._fetch_counts(fetch, user_id)
 
-        return await self.db.read(work)
+        return await self.db.fetch(work)
 
     async def after(self, user_id: str, last_id: str, limit: int = 1000) -> list[InboxItem]:
         """Items newer than `last_id`, oldest first: what a reconnecting client missed."""
-        query = (
-            sa.select(inbox_items)
-            .where(inbox_items.c.user_id == user_id, inbox_items.c.id > last_id)
-            .order_by(inbox_items.c.id)
-            .limit(limit)
-        )
-        return [_item(r) for r in await self.db.read(lambda conn: conn.execute(query).all())]
+        params = {"p_user": user_id, "p_after": last_id, "p_limit": limit}
+        rows = await self.db.fetch(lambda fetch: fetch(self._after, params))
+        return [_item(r) for r in rows]
 
     async def counts(self, user_id: str) -> InboxCounts:
-        return await self.db.read(lambda conn: _counts(conn, user_id))
+        return await self.db.fetch(lambda fetch: self._fetch_counts(fetch, user_id))
+
+    def _fetch_counts(self, fetch: Fetch, user_id: str) -> InboxCounts:
+        rows = fetch(self._count, {"p_user": user_id})
+        return InboxCounts(*rows[0]) if rows else InboxCounts()
 
     async def mark(
         self, user_id: str, item_id: str, action: InboxAction
     ) -> tuple[InboxItem, InboxCounts, bool] | None:
         """Apply `action`; returns the item, the counts, and whether anything changed."""
         now = datetime.now(UTC)
-        query = sa.select(inbox_items).where(
+        query = sa.select(*ITEM_COLUMNS).where(
             inbox_items.c.user_id == user_id, inbox_items.c.id == item_id
         )
 
@@ -204,7 +228,7 @@ class InboxStore:
         ids = sa.select(inbox_items.c.id).where(unread).scalar_subquery()
 
         def work(conn: Connection) -> tuple[int, InboxCounts]:
-            read = [_item(r) for r in conn.execute(sa.select(inbox_items).where(unread)).all()]
+            read = [_item(r) for r in conn.execute(sa.select(*ITEM_COLUMNS).where(unread)).all()]
             for item in read:
                 item.read_at = item.read_at or now
             if read:
