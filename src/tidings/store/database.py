@@ -28,6 +28,7 @@ from tidings.store.prepared import Prepared, Row
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
+FETCH_MMAP_BYTES = 256 * 1024 * 1024  # of the file, per fetch connection; beyond it, read()
 # What `Database.fetch` hands its work: the rows of a prepared SELECT with these parameters.
 Fetch = Callable[[Prepared, Mapping[str, Any]], list[Row]]
 
@@ -208,6 +209,9 @@ class Database:
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
+            # Read the file through a memory map instead of a read() per page: an inbox page
+            # (21 rows, each on its own page) cost 96-107 µs of CPU without, 66-76 µs with.
+            connection.execute(f"PRAGMA mmap_size={FETCH_MMAP_BYTES}")
             self._fetchers.connection = connection
             self._fetcher_connections.append(connection)
         return connection

@@ -3,7 +3,9 @@
 SQLAlchemy's work around each execution (building the statement and its cache key, a
 transaction, a Result, a Row per row) cost several times the query itself: an inbox page
 took 785 µs of CPU that way and 111 µs like this. The rows come back as plain tuples with
-the columns' types applied as SQLAlchemy applies them (aware datetimes, decoded JSON).
+the columns' types applied as SQLAlchemy applies them (aware datetimes, decoded JSON), except
+that NULL stays None without asking the type (none of ours makes a value of it; skipping
+the call saved a tenth of a page's read).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def run(connection: sqlite3.Connection, prepared: Prepared, params: Mapping[str,
     for row in rows:
         values = list(row)
         for index, convert in prepared.columns:
-            values[index] = convert(values[index])
+            if values[index] is not None:
+                values[index] = convert(values[index])
         converted.append(tuple(values))
     return converted
