@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from tidings.domain.models import (
     Channel,
@@ -20,7 +21,7 @@ from tidings.domain.models import (
     NotificationStatus,
     Priority,
 )
-from tidings.store.database import Database
+from tidings.store.database import Database, json_text, sqlite_connection, sqlite_time
 from tidings.store.schema import deliveries, idempotency_keys, notifications, outbox, users
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -162,6 +163,51 @@ def _delivery_row(d: Delivery, content: dict[str, Any] | None, now: datetime) ->
     }
 
 
+# The accept path's inserts, on SQLite run on its own connection (see sqlite_connection),
+# writing exactly what SQLAlchemy would: per row, its bind processing cost more than the insert.
+_SQLITE_ADD_USER = (
+    "INSERT INTO users (id, data, preferences, created_at, updated_at)"
+    " VALUES (?, '{}', '{}', ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+_SQLITE_INSERT_NOTIFICATION = (
+    "INSERT INTO notifications (id, user_id, category, priority, template, data, content,"
+    " channels, schedule_at, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_accepted(conn: Connection, items: Sequence[Notification], now: datetime) -> None:
+    """The notifications, and a bare user for each user id not known yet."""
+    raw = sqlite_connection(conn)
+    user_ids = sorted({n.user_id for n in items})
+    if raw is None:
+        bare = {"data": {}, "preferences": {}, "created_at": now, "updated_at": now}
+        add_users = postgresql_insert(users).on_conflict_do_nothing(index_elements=["id"])
+        conn.execute(add_users, [{"id": u, **bare} for u in user_ids])
+        conn.execute(notifications.insert(), [_notification_row(n, now) for n in items])
+        return
+    at = sqlite_time(now)
+    raw.executemany(_SQLITE_ADD_USER, [(u, at, at) for u in user_ids])
+    raw.executemany(
+        _SQLITE_INSERT_NOTIFICATION,
+        [
+            (
+                n.id,
+                n.user_id,
+                n.category,
+                n.priority.value,
+                n.template,
+                json_text(n.data),
+                json_text(n.content),
+                json_text(n.channels),
+                None if n.schedule_at is None else sqlite_time(n.schedule_at),
+                n.status.value,
+                sqlite_time(n.created_at) if n.created_at is not None else at,
+            )
+            for n in items
+        ],
+    )
+
+
 def _idempotent(conn: Connection, owner: str, key: str, now: datetime) -> IdempotentReplay | None:
     row = conn.execute(
         sa.select(idempotency_keys).where(
@@ -194,11 +240,6 @@ class NotificationStore:
         nothing is stored and the earlier answer is returned for the caller to compare.
         """
         now = datetime.now(UTC)
-        bare_users = [
-            {"id": u, "data": {}, "preferences": {}, "created_at": now, "updated_at": now}
-            for u in sorted({n.user_id for n, _ in items})
-        ]
-        add_users = self.db.insert(users).on_conflict_do_nothing(index_elements=["id"])
 
         def work(conn: Connection) -> IdempotentReplay | None:
             if idempotency is not None:
@@ -220,8 +261,7 @@ class NotificationStore:
                         created_at=now,
                     )
                 )
-            conn.execute(add_users, bare_users)
-            conn.execute(notifications.insert(), [_notification_row(n, now) for n, _ in items])
+            _insert_accepted(conn, [n for n, _ in items], now)
             self.write_jobs(conn, [job for _, job in items])
             return None
 
