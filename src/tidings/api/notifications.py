@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from tidings.api.auth import require_scope
+from tidings.api.auth import raw_header, require_scope
 from tidings.api.errors import ApiError, not_found
 from tidings.api.schemas import (
     BatchAnswer,
@@ -19,6 +22,7 @@ from tidings.api.schemas import (
     SendAnswer,
     SendRequest,
     decode_send,
+    read_send,
 )
 from tidings.domain.models import Delivery, Notification, Preferences, Priority, Scope, User
 from tidings.domain.preferences import decide_channels
@@ -90,22 +94,44 @@ async def answer_channels(
     return answers
 
 
-@post("/v1/notifications", status_code=HTTP_202_ACCEPTED, summary="Send a notification")
-async def send(
-    request: Request[Any, Any, Any], runtime: Runtime, data: SendRequest
-) -> Response[SendAnswer]:
-    """Stored durably before the 202; delivery follows. `Idempotency-Key` makes retries safe."""
+def _send_body(data: SendRequest) -> SendRequest:
+    """Never called. `send` reads its body itself; Litestar takes the body's schema for
+    /openapi.json from a handler's dependencies when the handler has no `data` of its own."""
+    return data
+
+
+_encode = msgspec.json.Encoder()
+
+
+@post(
+    "/v1/notifications",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Send a notification",
+    dependencies={"send_body": Provide(_send_body, sync_to_thread=False)},
+    responses={
+        HTTP_202_ACCEPTED: ResponseSpec(
+            SendAnswer, description="Stored durably; delivery follows", generate_examples=False
+        )
+    },
+)
+async def send(request: Request[Any, Any, Any], runtime: Runtime) -> ASGIResponse:
+    """Stored durably before the 202; delivery follows. `Idempotency-Key` makes retries safe.
+
+    The hot path of the service: the body is decoded straight into its struct and the answer
+    is encoded straight to bytes, sparing Litestar's generic steps (a third of a request's CPU).
+    """
     principal = await runtime.auth.principal(request)
     require_scope(principal, Scope.SEND)
-    order = to_order(data)
-    templates = await active_templates(runtime, [order])
+    body = await request.body()
+    order = to_order(read_send(body))
+    templates = await active_templates(runtime, [order]) if order.template else {}
     check_template(order, templates)
-    key = request.headers.get("idempotency-key")
+    key = raw_header(request, b"idempotency-key")
     idempotency = None
     if key is not None:
         if not 1 <= len(key) <= 255:
             raise ApiError(422, "validation_error", "Idempotency-Key must be 1 to 255 characters")
-        idempotency = (principal.owner, key, await request.body())
+        idempotency = (principal.owner, key, body)
     try:
         answers, replayed = await runtime.acceptor.accept(
             [order],
@@ -120,9 +146,10 @@ async def send(
         ) from None
     if not replayed:
         runtime.metrics.accepted()
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(
-        msgspec.convert(answers[0], SendAnswer), status_code=HTTP_202_ACCEPTED, headers=headers
+    return ASGIResponse(
+        body=_encode.encode(answers[0]),
+        status_code=HTTP_202_ACCEPTED,
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
     )
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from tidings.api.errors import ApiError
+
 UserId = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
 Category = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ChannelName = Literal["in_app", "email", "push", "sms", "webhook"]
@@ -159,3 +161,28 @@ def view(cls: type[Any], value: Any) -> Any:
 def decode_send(item: Any) -> SendRequest:
     """One batch item as a SendRequest; msgspec.ValidationError says what is wrong."""
     return msgspec.convert(item, SendRequest)
+
+
+_send_decoder = msgspec.json.Decoder(SendRequest)
+
+
+def read_send(body: bytes) -> SendRequest:
+    """The body of POST /v1/notifications, decoded straight into a SendRequest (Litestar's
+    way decodes to dicts, then converts). ApiError 400 `invalid_json` when it is not JSON,
+    422 with the details worded as Litestar words them for every other body of the wrong shape."""
+    if not body:
+        raise ApiError(400, "invalid_json", "the body is empty: send a JSON object")
+    try:
+        return _send_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        wrong = str(exc)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
+    try:
+        # Decoding stopped at the first wrong field: JSON broken further on is still broken.
+        msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
+    message, _, where = wrong.partition(" - at `$.")
+    detail = {"message": message, "key": where.removesuffix("`") or "data", "source": "body"}
+    raise ApiError(422, "validation_error", "the request does not match the schema", [detail])
