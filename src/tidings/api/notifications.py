@@ -103,6 +103,27 @@ def _send_body(data: SendRequest) -> SendRequest:
 _encode = msgspec.json.Encoder()
 
 
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body, as `Request.body()` reads it, but without building a dict of every
+    header to find Content-Length (a tenth of this endpoint's CPU); 413 past `limit` bytes."""
+    announced = raw_header(request, b"content-length")
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        raise ApiError(413, "payload_too_large", "Request Entity Too Large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await request.receive()
+        if event["type"] == "http.disconnect":
+            raise ApiError(400, "bad_request", "the client left before the body ended")
+        chunk: bytes = event.get("body", b"")  # type: ignore[assignment]
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", "Request Entity Too Large")
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            return b"".join(chunks)
+
+
 @post(
     "/v1/notifications",
     status_code=HTTP_202_ACCEPTED,
@@ -122,7 +143,7 @@ async def send(request: Request[Any, Any, Any], runtime: Runtime) -> ASGIRespons
     """
     principal = await runtime.auth.principal(request)
     require_scope(principal, Scope.SEND)
-    body = await request.body()
+    body = await read_body(request, runtime.settings.max_body_bytes)
     order = to_order(read_send(body))
     templates = await active_templates(runtime, [order]) if order.template else {}
     check_template(order, templates)

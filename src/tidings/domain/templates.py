@@ -37,6 +37,7 @@ REQUIRED_PARTS: dict[Channel, tuple[tuple[str, ...], ...]] = {
     Channel.SMS: (("body",),),
     Channel.WEBHOOK: (("body",),),
 }
+CHANNEL_NAMES = frozenset(c.value for c in Channel)
 USER_FIELDS = ("id", "name", "email", "phone", "locale", "timezone", "data")
 COMPILED_CACHE_SIZE = 2048
 _LOCALE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -259,7 +260,6 @@ def validate_content(content: Any) -> list[TemplateProblem]:
     if not isinstance(content, Mapping):
         return [TemplateProblem("content", "must be a JSON object")]
     problems: list[TemplateProblem] = []
-    known_channels = {c.value for c in Channel}
     for key, value in content.items():
         where = f"content.{key}"
         if key in ("title", "body", "action_url"):
@@ -268,7 +268,7 @@ def validate_content(content: Any) -> list[TemplateProblem]:
         elif key == "data":
             if value is not None and not isinstance(value, Mapping):
                 problems.append(TemplateProblem(where, "must be an object"))
-        elif key in known_channels:
+        elif key in CHANNEL_NAMES:
             problems += _part_problems(where, Channel(key), value, compile_text=False)
         else:
             allowed = "title, body, action_url, data or a channel name"
