@@ -10,6 +10,8 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.types import HTTPResponseStartEvent, Receive, Send
+from litestar.types import Scope as AsgiScope
 
 from tidings.api.auth import raw_header, require_scope
 from tidings.api.errors import ApiError, not_found
@@ -103,6 +105,32 @@ def _send_body(data: SendRequest) -> SendRequest:
 _encode = msgspec.json.Encoder()
 
 
+class Accepted(ASGIResponse):
+    """The 202 of POST /v1/notifications as its two ASGI messages. ASGIResponse's constructor,
+    which files the headers into a structure later layers may edit (none do here), was 7 % of
+    this endpoint's CPU."""
+
+    __slots__ = ("_start",)
+
+    def __init__(self, answer: dict[str, Any], *, replayed: bool) -> None:
+        self.body = _encode.encode(answer)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
+        if replayed:
+            headers.append((b"idempotent-replayed", b"true"))
+        self._start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": HTTP_202_ACCEPTED,
+            "headers": headers,
+        }
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        await send(self._start)
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
 async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     """The whole body, as `Request.body()` reads it, but without building a dict of every
     header to find Content-Length (a tenth of this endpoint's CPU); 413 past `limit` bytes."""
@@ -135,7 +163,7 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
         )
     },
 )
-async def send(request: Request[Any, Any, Any], runtime: Runtime) -> ASGIResponse:
+async def send(request: Request[Any, Any, Any], runtime: Runtime) -> Accepted:
     """Stored durably before the 202; delivery follows. `Idempotency-Key` makes retries safe.
 
     The hot path of the service: the body is decoded straight into its struct and the answer
@@ -167,11 +195,7 @@ async def send(request: Request[Any, Any, Any], runtime: Runtime) -> ASGIRespons
         ) from None
     if not replayed:
         runtime.metrics.accepted()
-    return ASGIResponse(
-        body=_encode.encode(answers[0]),
-        status_code=HTTP_202_ACCEPTED,
-        headers={"Idempotent-Replayed": "true"} if replayed else None,
-    )
+    return Accepted(answers[0], replayed=replayed)
 
 
 @post(
