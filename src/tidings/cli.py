@@ -101,6 +101,7 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
         # else a connection holds) to shrink frames of a few hundred bytes.
         ws_per_message_deflate=False,
         ws="tidings.websocket_protocol:LeanWebSocketProtocol",
+        http="tidings.http_protocol:CorkedHttpToolsProtocol",
     )
 
 
