@@ -18,11 +18,14 @@ SERVICE_ENV = {"TIDINGS_LOG_LEVEL": "error", "TIDINGS_RATE_LIMIT": "0"}
 
 @contextmanager
 def uvicorn_app(target: str) -> Iterator[str]:
-    """Serve `module:app` with uvicorn's defaults, as `tidings serve` does; yields its URL."""
+    """Serve `module:app` with uvicorn and the protocols `tidings serve` uses; yields its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning"],
+    run = (
+        "import uvicorn; from tidings.cli import PROTOCOLS; "
+        f"uvicorn.run({target!r}, port={port}, log_level='warning', "
+        "http=PROTOCOLS['http'], ws=PROTOCOLS['ws'])"
     )
+    process = subprocess.Popen([sys.executable, "-c", run])
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -80,6 +80,14 @@ async def _recover_embedded_queue(settings: Settings) -> None:
         await queue.close()
 
 
+# uvicorn's protocols, trimmed for Tidings: each HTTP answer in one write; WebSockets holding
+# less per idle connection. The benchmarks' baseline apps run with the same.
+PROTOCOLS = {
+    "http": "tidings.http_protocol:CorkedHttpToolsProtocol",
+    "ws": "tidings.websocket_protocol:LeanWebSocketProtocol",
+}
+
+
 def _run_http(settings: Settings, *, workers: bool) -> None:
     import uvicorn
 
@@ -100,8 +108,8 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
         # Compression would keep a zlib context per WebSocket (~34 KiB each, more than all
         # else a connection holds) to shrink frames of a few hundred bytes.
         ws_per_message_deflate=False,
-        ws="tidings.websocket_protocol:LeanWebSocketProtocol",
-        http="tidings.http_protocol:CorkedHttpToolsProtocol",
+        http=PROTOCOLS["http"],
+        ws=PROTOCOLS["ws"],
     )
 
 
