@@ -15,7 +15,10 @@ the channels that talk to a provider each get a queue, so a slow provider holds 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
+
+from sqlalchemy import Connection
 
 from tidings.domain.ids import new_id
 from tidings.domain.models import (
@@ -25,7 +28,6 @@ from tidings.domain.models import (
     Device,
     InboxItem,
     Notification,
-    NotificationStatus,
     Preferences,
     User,
 )
@@ -41,8 +43,10 @@ from tidings.metrics import Metrics
 from tidings.pipeline.events import Event
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import JobPath
-from tidings.store.notifications import OutboxJob, RoutingPlan
+from tidings.store.notifications import OutboxJob, Routed, RoutingPlan
 from tidings.store.store import Store
+from tidings.store.templates import active_within
+from tidings.store.users import profiles_within
 
 
 def deliver_queue(channel: Channel) -> str:
@@ -92,6 +96,9 @@ def channel_content(
     return content
 
 
+Routing = tuple[list[RoutingPlan], Routed]  # what was planned, and what of it was recorded
+
+
 class Router:
     def __init__(self, store: Store, jobs: JobPath, hub: Hub, *, metrics: Metrics) -> None:
         self.store = store
@@ -100,16 +107,19 @@ class Router:
         self.metrics = metrics
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
-        """Route a batch of notifications: four reads and one write, whatever its size; then
-        tell the open connections about the inbox items that write stored."""
-        found = await self.store.notifications.get_many([p["notification_id"] for p in payloads])
-        # Canceled or routed already (by an earlier run of this job), or erased: nothing to do.
-        pending = [n for n in found if n.status is NotificationStatus.ACCEPTED]
+        """Route a batch of notifications in one transaction; then tell the open connections
+        about the inbox items it stored."""
+        routing = await self.store.db.write(lambda conn: self.route(conn, payloads), durable=False)
+        await self.announce(routing)
+
+    def route(self, conn: Connection, payloads: list[dict[str, Any]]) -> Routing:
+        """Read, plan and record a batch inside the caller's transaction: three reads and one
+        write, whatever its size."""
+        pending = self.store.notifications.pending(conn, [p["notification_id"] for p in payloads])
         if not pending:
-            return
-        profiles, devices = await self.store.users.profiles(sorted({n.user_id for n in pending}))
-        keys = {n.template for n in pending if n.template}
-        templates = await self.store.templates.active_many(sorted(keys)) if keys else {}
+            return [], Routed()
+        profiles, devices = profiles_within(conn, sorted({n.user_id for n in pending}))
+        templates = active_within(conn, sorted({n.template for n in pending if n.template}))
         plans = []
         for notification in pending:
             user, prefs = profiles.get(
@@ -119,14 +129,24 @@ class Router:
             plans.append(
                 plan(notification, user, prefs, devices[notification.user_id], template=template)
             )
-        routed = await self.store.notifications.record_routing(plans)
+        return plans, self.store.notifications.record_routing_within(conn, plans)
+
+    async def announce(self, routing: Routing) -> None:
+        """Once the routing transaction committed: wake the delivery workers, count what was
+        delivered or settled at once, and publish the new inbox items and counts."""
+        plans, routed = routing
         if routed.ids:
             self.jobs.wake()
         now_routed = set(routed.ids)
-        for done in (p for p in plans if p.notification_id in now_routed):
-            for delivery, _ in done.deliveries:
-                if delivery.status is not DeliveryStatus.PENDING:  # in_app, suppressed, failed
-                    self.metrics.delivery(delivery.channel, delivery.status)
+        settled = Counter(
+            (delivery.channel, delivery.status)
+            for done in plans
+            if done.notification_id in now_routed
+            for delivery, _ in done.deliveries
+            if delivery.status is not DeliveryStatus.PENDING  # in_app, suppressed, failed
+        )
+        for (channel, status), count in settled.items():
+            self.metrics.delivery(channel, status, count)
         events = [(item.user_id, Event.notification(item)) for item in routed.items]
         events += [(user_id, Event.inbox(counts)) for user_id, counts in routed.counts.items()]
         await self.hub.publish_many(events)

@@ -58,9 +58,10 @@ def sqlite_time(moment: datetime) -> str:
 def sqlite_connection(conn: Connection) -> sqlite3.Connection | None:
     """The sqlite3 connection under `conn`, inside its transaction; None on other engines.
 
-    The hot writes (accepting notifications) run on it directly: SQLAlchemy's per-row
-    processing of parameters cost more than SQLite's own work there. They write exactly
-    what SQLAlchemy would (`json_text`, `sqlite_time`), so either can read it back.
+    The hot statements (accepting notifications, routing them) run on it directly:
+    SQLAlchemy's per-row processing of parameters and results cost more than SQLite's own
+    work there. They write exactly what SQLAlchemy would (`json_text`, `sqlite_time`), so
+    either can read it back; they read times with `schema.sqlite_utc`, as it does.
     """
     if conn.dialect.name != "sqlite":
         return None

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import DeliveryStatus, InboxCounts, InboxItem
-from tidings.store.database import Database, Fetch
+from tidings.store.database import Database, Fetch, json_text, sqlite_connection, sqlite_time
 from tidings.store.prepared import Prepared
 from tidings.store.schema import deliveries, inbox_counters, inbox_items
 
@@ -56,6 +56,25 @@ def _item_row(item: InboxItem) -> dict[str, Any]:
         "data": item.data,
         "created_at": item.created_at,
     }
+
+
+# The write side's statements, built once. On SQLite they run on its own connection (see
+# sqlite_connection), writing what SQLAlchemy would.
+_COUNTS = sa.select(inbox_counters).where(
+    inbox_counters.c.user_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SQLITE_INSERT_ITEM = (
+    "INSERT INTO inbox_items (id, user_id, notification_id, category, title, body, action_url,"
+    " data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_ADD_COUNTS = (
+    "INSERT INTO inbox_counters (user_id, unread_count, unseen_count) VALUES (?, ?, ?)"
+    " ON CONFLICT (user_id) DO UPDATE SET unread_count = unread_count + ?,"
+    " unseen_count = unseen_count + ?"
+)
+_SQLITE_COUNTS = (
+    "SELECT user_id, unread_count, unseen_count FROM inbox_counters WHERE user_id IN ({})"
+)
 
 
 def _counts(conn: Connection, user_id: str) -> InboxCounts:
@@ -120,31 +139,54 @@ class InboxStore:
         """Add (unread, unseen) to each user's counters, creating the rows that are missing:
         one prepared statement for all of them, in user order (concurrent batches on
         PostgreSQL then lock counter rows in the same order and never deadlock on them)."""
-        params = [
-            {
-                "p_user": user_id,
-                "p_unread": max(unread, 0),
-                "p_unseen": max(unseen, 0),
-                "p_add_unread": unread,
-                "p_add_unseen": unseen,
-            }
+        rows = [
+            (user_id, max(unread, 0), max(unseen, 0), unread, unseen)
             for user_id, (unread, unseen) in sorted(changes.items())
             if unread or unseen
         ]
-        if params:
-            conn.execute(self._add_counts, params)
+        if not rows:
+            return
+        raw = sqlite_connection(conn)
+        if raw is not None:
+            raw.executemany(_SQLITE_ADD_COUNTS, rows)
+        else:
+            names = ("p_user", "p_unread", "p_unseen", "p_add_unread", "p_add_unseen")
+            conn.execute(self._add_counts, [dict(zip(names, row, strict=True)) for row in rows])
 
     def write_items(self, conn: Connection, items: Sequence[InboxItem]) -> dict[str, InboxCounts]:
         """Store new inbox items (an item's id is its in_app delivery's) and count them, inside
         the caller's transaction; returns the new counts of their users."""
         if not items:
             return {}
-        conn.execute(inbox_items.insert(), [_item_row(i) for i in items])
+        raw = sqlite_connection(conn)
+        if raw is not None:
+            # Formatted once per moment: a batch's items share one.
+            moments = {i.created_at for i in items}
+            at: dict[datetime | None, str] = {m: sqlite_time(m) for m in moments if m}
+            new_rows = [
+                (
+                    i.id,
+                    i.user_id,
+                    i.notification_id,
+                    i.category,
+                    i.title,
+                    i.body,
+                    i.action_url,
+                    json_text(i.data),
+                    at.get(i.created_at),
+                )
+                for i in items
+            ]
+            raw.executemany(_SQLITE_INSERT_ITEM, new_rows)
+        else:
+            conn.execute(inbox_items.insert(), [_item_row(i) for i in items])
         per_user = Counter(i.user_id for i in items)
         self._bump(conn, {user_id: (added, added) for user_id, added in per_user.items()})
-        rows = conn.execute(
-            sa.select(inbox_counters).where(inbox_counters.c.user_id.in_(list(per_user)))
-        )
+        if raw is not None:
+            marks = ",".join("?" * len(per_user))
+            found = raw.execute(_SQLITE_COUNTS.format(marks), list(per_user))
+            return {user_id: InboxCounts(unread, unseen) for user_id, unread, unseen in found}
+        rows = conn.execute(_COUNTS, {"ids": list(per_user)})
         return {r.user_id: InboxCounts(r.unread_count, r.unseen_count) for r in rows}
 
     async def page(

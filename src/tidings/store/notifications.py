@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from msgspec.json import decode
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
@@ -22,7 +23,14 @@ from tidings.domain.models import (
     Priority,
 )
 from tidings.store.database import Database, json_text, sqlite_connection, sqlite_time
-from tidings.store.schema import deliveries, idempotency_keys, notifications, outbox, users
+from tidings.store.schema import (
+    deliveries,
+    idempotency_keys,
+    notifications,
+    outbox,
+    sqlite_utc,
+    users,
+)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # pg_try_advisory_xact_lock key of the idempotency cleanup, so one process runs it at a time.
@@ -106,6 +114,36 @@ def _delivery(row: Any) -> Delivery:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+_PRIORITIES = {p.value: p for p in Priority}  # faster than Priority(value), per row
+# Routing's statements, built once. On SQLite they run on its own connection (see
+# sqlite_connection), writing what SQLAlchemy would.
+_PENDING = sa.select(notifications).where(
+    notifications.c.id.in_(sa.bindparam("ids", expanding=True)),
+    notifications.c.status == NotificationStatus.ACCEPTED.value,
+)
+_CLAIM = (
+    notifications.update()
+    .where(
+        notifications.c.id.in_(sa.bindparam("ids", expanding=True)),
+        notifications.c.status == NotificationStatus.ACCEPTED.value,
+    )
+    .values(status=NotificationStatus.ROUTED.value)
+    .returning(notifications.c.id)
+)
+_SQLITE_PENDING = (
+    "SELECT id, user_id, category, priority, template, data, content, channels, schedule_at,"
+    " created_at FROM notifications WHERE id IN ({}) AND status = 'accepted'"
+)
+_SQLITE_CLAIM = (
+    "UPDATE notifications SET status = 'routed' WHERE id IN ({}) AND status = 'accepted'"
+    " RETURNING id"
+)
+_SQLITE_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, notification_id, user_id, channel, provider, status, attempts,"
+    " last_error, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 JobWriter = Callable[[Connection, Sequence[OutboxJob]], None]
@@ -301,52 +339,100 @@ class NotificationStore:
 
         return await self.db.read(work)
 
-    async def get_many(self, ids: Sequence[str]) -> list[Notification]:
-        """The notifications among `ids` that exist (without their deliveries)."""
-        query = sa.select(notifications).where(notifications.c.id.in_(list(ids)))
+    def pending(self, conn: Connection, ids: Sequence[str]) -> list[Notification]:
+        """The notifications among `ids` still to be routed (not canceled, not routed by an
+        earlier run of their job, not erased), oldest first, inside the caller's transaction."""
+        raw = sqlite_connection(conn)
+        if raw is None:
+            return [_notification(r) for r in conn.execute(_PENDING, {"ids": list(ids)}).all()]
+        marks = ",".join("?" * len(ids))
         return [
-            _notification(r) for r in await self.db.read(lambda conn: conn.execute(query).all())
+            Notification(
+                nid,
+                uid,
+                category,
+                _PRIORITIES[priority],
+                template,
+                decode(data) or {},
+                decode(content),
+                decode(channels),
+                sqlite_utc(schedule_at),
+                NotificationStatus.ACCEPTED,
+                sqlite_utc(created_at),
+            )
+            for (
+                nid,
+                uid,
+                category,
+                priority,
+                template,
+                data,
+                content,
+                channels,
+                schedule_at,
+                created_at,
+            ) in raw.execute(_SQLITE_PENDING.format(marks), ids)
         ]
 
     async def record_routing(self, plans: Sequence[RoutingPlan]) -> Routed:
-        """For each plan, once: mark the notification routed, create its deliveries (with their
-        rendered content), queue those to send, and store its in_app item, all in one
-        transaction.
+        """`record_routing_within` in a transaction of its own."""
+        return await self.db.write(
+            lambda conn: self.record_routing_within(conn, plans),
+            durable=False,  # redone from the routing job
+        )
 
-        A notification gone, canceled or routed already (a repeated routing job after a crash)
-        is left as it is, and is not in the answer.
+    def record_routing_within(self, conn: Connection, plans: Sequence[RoutingPlan]) -> Routed:
+        """For each plan, once: mark the notification routed, create its deliveries (with their
+        rendered content), queue those to send, and store its in_app item, all inside the
+        caller's transaction.
+
+        A notification gone, canceled or routed already (a repeated routing job after a crash,
+        or another process routing it meanwhile) is left as it is, and is not in the answer.
         """
         now = datetime.now(UTC)
-
-        def work(conn: Connection) -> Routed:
-            # One statement for the batch: only notifications still accepted are claimed.
-            claim = (
-                notifications.update()
-                .where(
-                    notifications.c.id.in_([plan.notification_id for plan in plans]),
-                    notifications.c.status == NotificationStatus.ACCEPTED.value,
+        ids = [plan.notification_id for plan in plans]
+        raw = sqlite_connection(conn)
+        # One statement for the batch: only notifications still accepted are claimed.
+        if raw is None:
+            claimed = set(conn.execute(_CLAIM, {"ids": ids}).scalars())
+        else:
+            marks = ",".join("?" * len(ids))
+            claimed = {nid for (nid,) in raw.execute(_SQLITE_CLAIM.format(marks), ids)}
+        routed = Routed()
+        made: list[tuple[Delivery, dict[str, Any] | None]] = []
+        jobs: list[OutboxJob] = []
+        for plan in plans:
+            if plan.notification_id in claimed:
+                routed.ids.append(plan.notification_id)
+                made += plan.deliveries
+                jobs += plan.jobs
+                routed.items += plan.inbox
+        if made and raw is None:
+            conn.execute(deliveries.insert(), [_delivery_row(d, c, now) for d, c in made])
+        elif made and raw is not None:
+            at = sqlite_time(now)
+            rows = [
+                (
+                    d.id,
+                    d.notification_id,
+                    d.user_id,
+                    d.channel.value,
+                    d.provider,
+                    d.status.value,
+                    d.attempts,
+                    d.last_error,
+                    json_text(c),
+                    at,
+                    at,
                 )
-                .values(status=NotificationStatus.ROUTED.value)
-                .returning(notifications.c.id)
-            )
-            claimed = set(conn.execute(claim).scalars())
-            routed = Routed()
-            rows, jobs = [], []
-            for plan in plans:
-                if plan.notification_id in claimed:
-                    routed.ids.append(plan.notification_id)
-                    rows += [_delivery_row(d, c, now) for d, c in plan.deliveries]
-                    jobs += plan.jobs
-                    routed.items += plan.inbox
-            if rows:
-                conn.execute(deliveries.insert(), rows)
-            self.write_jobs(conn, jobs)
-            for item in routed.items:
-                item.created_at = now
-            routed.counts = self.write_inbox(conn, routed.items)
-            return routed
-
-        return await self.db.write(work, durable=False)  # redone from the routing job
+                for d, c in made
+            ]
+            raw.executemany(_SQLITE_INSERT_DELIVERY, rows)
+        self.write_jobs(conn, jobs)
+        for item in routed.items:
+            item.created_at = now
+        routed.counts = self.write_inbox(conn, routed.items)
+        return routed
 
     async def deliveries(self, ids: Sequence[str]) -> list[tuple[Delivery, dict[str, Any] | None]]:
         """The deliveries among `ids` that exist, with their rendered content."""

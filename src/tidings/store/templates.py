@@ -65,14 +65,8 @@ class TemplateStore:
         return (await self.active_many([key])).get(key)
 
     async def active_many(self, keys: Sequence[str]) -> dict[str, TemplateVersion]:
-        """The active version of each key that has one, in one query (routing asks per batch)."""
-        if not keys:
-            return {}
-        query = sa.select(templates).where(
-            templates.c.key.in_(sorted(set(keys))), templates.c.active.is_(True)
-        )
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
-        return {row.key: _version(row) for row in rows}
+        """The active version of each key that has one, in one query."""
+        return await self.db.read(lambda conn: active_within(conn, keys)) if keys else {}
 
     async def versions(self, key: str) -> list[tuple[TemplateVersion, bool]]:
         """Every version of `key`, oldest first, each with whether it is the active one."""
@@ -112,3 +106,13 @@ class TemplateStore:
                 sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                 {"key": f"tidings.templates:{key}"},
             )
+
+
+def active_within(conn: Connection, keys: Sequence[str]) -> dict[str, TemplateVersion]:
+    """`TemplateStore.active_many` inside the caller's transaction (routing asks per batch)."""
+    if not keys:
+        return {}
+    query = sa.select(templates).where(
+        templates.c.key.in_(sorted(set(keys))), templates.c.active.is_(True)
+    )
+    return {row.key: _version(row) for row in conn.execute(query).all()}

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from msgspec.json import decode
 from sqlalchemy import Connection
 
 from tidings.domain.models import Device, Preferences, User
-from tidings.store.database import Database
+from tidings.store.database import Database, sqlite_connection
 from tidings.store.schema import (
     deliveries,
     devices,
     inbox_counters,
     inbox_items,
     notifications,
+    sqlite_utc,
     users,
 )
 
@@ -83,11 +86,9 @@ class UserStore:
         row = await self.db.read(lambda conn: conn.execute(query).first())
         return _user(row) if row else None
 
-    async def profiles(
-        self, user_ids: list[str]
-    ) -> tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]:
+    async def profiles(self, user_ids: list[str]) -> Profiles:
         """Users with their preferences, and their active devices, for many ids in two queries."""
-        return await self.db.read(lambda conn: _profiles(conn, user_ids))
+        return await self.db.read(lambda conn: profiles_within(conn, user_ids))
 
     async def erase(self, user_id: str) -> bool:
         """Remove the user and everything that names them."""
@@ -164,11 +165,24 @@ _USERS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=Tru
 _ACTIVE_DEVICES = sa.select(devices).where(
     devices.c.user_id.in_(sa.bindparam("ids", expanding=True)), devices.c.active.is_(True)
 )
+# The same on SQLite's own connection (see sqlite_connection), columns in model order.
+_SQLITE_USERS = (
+    "SELECT id, email, phone, name, locale, timezone, data, created_at, updated_at, preferences"
+    " FROM users WHERE id IN ({})"
+)
+_SQLITE_ACTIVE_DEVICES = (
+    "SELECT id, user_id, provider, token, subscription, active, last_error, created_at,"
+    " last_used_at FROM devices WHERE user_id IN ({}) AND active = 1"
+)
+
+Profiles = tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]
 
 
-def _profiles(
-    conn: Connection, user_ids: list[str]
-) -> tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]:
+def profiles_within(conn: Connection, user_ids: list[str]) -> Profiles:
+    """Users with their preferences, and their active devices, inside the caller's transaction."""
+    raw = sqlite_connection(conn)
+    if raw is not None:
+        return _sqlite_profiles(raw, user_ids)
     found = {
         row.id: (_user(row), _preferences(row.preferences))
         for row in conn.execute(_USERS, {"ids": user_ids}).all()
@@ -176,4 +190,42 @@ def _profiles(
     by_user: dict[str, list[Device]] = {u: [] for u in user_ids}
     for row in conn.execute(_ACTIVE_DEVICES, {"ids": user_ids}).all():
         by_user[row.user_id].append(_device(row))
+    return found, by_user
+
+
+def _sqlite_profiles(raw: sqlite3.Connection, user_ids: list[str]) -> Profiles:
+    marks = ",".join("?" * len(user_ids))
+    found = {}
+    for uid, email, phone, name, locale, zone, data, created, updated, prefs in raw.execute(
+        _SQLITE_USERS.format(marks), user_ids
+    ):
+        user = User(
+            uid,
+            email,
+            phone,
+            name,
+            locale,
+            zone,
+            decode(data) or {},
+            sqlite_utc(created),
+            sqlite_utc(updated),
+        )
+        found[uid] = (user, _preferences(decode(prefs)))
+    by_user: dict[str, list[Device]] = {u: [] for u in user_ids}
+    for did, uid, provider, token, sub, active, error, created, used in raw.execute(
+        _SQLITE_ACTIVE_DEVICES.format(marks), user_ids
+    ):
+        by_user[uid].append(
+            Device(
+                did,
+                uid,
+                provider,
+                token,
+                decode(sub),
+                bool(active),
+                error,
+                sqlite_utc(created),
+                sqlite_utc(used),
+            )
+        )
     return found, by_user
