@@ -32,7 +32,7 @@ from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
 from tidings.pipeline.status_events import StatusEvents
 from tidings.pipeline.status_webhooks import STATUS_QUEUE, StatusWebhooks
-from tidings.pipeline.worker import Worker
+from tidings.pipeline.worker import Consumer, DirectWorker, Worker
 from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
 from tidings.queue.sqlite import SqliteQueue
@@ -96,7 +96,7 @@ class Runtime:
         self.status_events: StatusEvents = self.metrics.counting(self.status_webhooks)
         self.store.inbox.on_read = self.status_webhooks.inbox_read
         self.store.inbox.after_read = self.jobs.wake
-        self.workers: list[Worker] = []
+        self.workers: list[Consumer] = []
         self.channels = frozenset(Channel)  # the channels this process's workers deliver
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -126,15 +126,26 @@ class Runtime:
         await self.jobs.start()
         self._housekeeping = asyncio.create_task(self._forget_old_idempotency_keys())
         if workers:
-            self.workers = [
-                # Two batches in flight: one being written while the next is read. Routing
-                # also delivers in_app (pipeline/route.py).
-                Worker(self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH),
-            ]
+            self.workers = [self._route_worker()]
             self.workers += await self._delivery_workers()
             self.workers = [w for w in self.workers if self._serves(w.name, route)]
             for worker in self.workers:
                 worker.start()
+
+    def _route_worker(self) -> Consumer:
+        """Routing, which also delivers in_app (pipeline/route.py). On the embedded SQLite
+        queue a batch is taken, routed and acked in one transaction; elsewhere two batches
+        are in flight, one being written while the next is read."""
+        if isinstance(self.jobs, DirectJobs):
+            return DirectWorker(
+                self.jobs.queue,
+                self.store.db,
+                ROUTE_QUEUE,
+                self.router.route,
+                self.router.announce,
+                batch=BATCH,
+            )
+        return Worker(self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH)
 
     async def _delivery_workers(self) -> list[Worker]:
         """One pool per provider channel, each with its own concurrency, so a dead email

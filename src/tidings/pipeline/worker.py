@@ -1,4 +1,8 @@
-"""The worker loop: take batches of jobs from one queue, run a handler, ack or give back."""
+"""The worker loops: take batches of jobs from one queue, run a handler, ack or give back.
+
+`Worker` serves any queue; `DirectWorker` a SqliteQueue in the store's own file, taking and
+acking each batch inside the handler's transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,30 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from sqlalchemy import Connection
 
 from tidings.pipeline.batcher import Batcher
 from tidings.queue.base import Job, Queue
+from tidings.queue.sqlite import SqliteQueue
+from tidings.store.database import Database, sqlite_connection
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+R = TypeVar("R")
+
+
+class Consumer(Protocol):
+    """What runs a queue's jobs in this process: a Worker or a DirectWorker."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    async def stop(self, grace: float = 10.0) -> None: ...
 
 
 def infrastructure_backoff(attempts: int) -> float:
@@ -107,3 +127,88 @@ class Worker:
         # Batches that finish together are acked together: one transaction, not one each.
         await self.queue.ack([job for batch in batches for job in batch])
         return [None] * len(batches)
+
+
+class DirectWorker(Generic[R]):
+    """Batches of jobs from a SqliteQueue in the store's own file (see DirectJobs), each taken,
+    handled and removed in one transaction on the writer thread: no lease to write, no claim
+    or ack transaction of its own, and no hop between them. `after` gets what the handler
+    returned, once that transaction committed, on the event loop.
+
+    A handler that raises rolls its batch back, and the jobs are retried after
+    `infrastructure_backoff`, as Worker does; a crash rolls it back and they are due at once.
+    """
+
+    def __init__(
+        self,
+        queue: SqliteQueue,
+        db: Database,
+        name: str,
+        handler: Callable[[Connection, list[dict[str, Any]]], R],
+        after: Callable[[R], Awaitable[None]],
+        *,
+        batch: int,
+    ) -> None:
+        self.queue = queue
+        self.db = db
+        self.name = name
+        self.handler = handler
+        self.after = after
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"worker:{self.name}")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Take no more batches; the one under way gets `grace` to finish, or is rolled back."""
+        self._stopping = True
+        self.queue.wake({self.name})
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=grace)
+        if not done:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            wake = self.queue.waker(self.name)
+            taken: list[Job] = []  # filled on the writer thread, for the retries below
+            try:
+                # Not durable: a batch lost with its commit is still in the queue.
+                done, next_due = await self.db.write(
+                    partial(self._round, taken=taken), durable=False
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not taken:
+                    log.exception("queue %s unavailable; retrying in 1 s", self.name)
+                    await asyncio.sleep(1)
+                    continue
+                log.exception("a batch of %d jobs on %s failed; retrying", len(taken), self.name)
+                for job in taken:
+                    with contextlib.suppress(Exception):
+                        await self.queue.retry(job, delay=infrastructure_backoff(job.attempts))
+                continue
+            if not taken:
+                await self.queue.idle(wake, next_due)
+                continue
+            try:
+                await self.after(cast(R, done))  # jobs were taken, so the handler answered
+            except Exception:
+                log.exception("after a batch of %d jobs on %s", len(taken), self.name)
+
+    def _round(self, conn: Connection, taken: list[Job]) -> tuple[R | None, float | None]:
+        raw = sqlite_connection(conn)
+        assert raw is not None, "DirectWorker needs the store on SQLite"
+        jobs, next_due = self.queue.take_within(raw, self.name, self.batch)
+        if not jobs:
+            return None, next_due
+        taken += jobs
+        done = self.handler(conn, [job.payload for job in jobs])
+        self.queue.ack_within(raw, jobs)
+        return done, None

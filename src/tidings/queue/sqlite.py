@@ -162,8 +162,7 @@ class SqliteQueue:
         while True:
             if self._closed:
                 return []
-            # Taken before looking, so a put that lands while we query still wakes us.
-            wake = self._wakers.setdefault(queue, asyncio.Event())
+            wake = self.waker(queue)
             # The claim runs to its end on the writer thread even if our caller is cancelled;
             # jobs claimed for a cancelled caller come back when their lease runs out.
             jobs, next_due = await self._run(lambda db: self._claim(db, queue, max_jobs))
@@ -172,14 +171,44 @@ class SqliteQueue:
             now = loop.time()
             if deadline is not None and now >= deadline:
                 return []
-            sleep = self.idle_wake
-            if next_due is not None:
-                sleep = min(sleep, max(0.0, next_due - time.time()) + _SLACK)
-            if deadline is not None:
-                sleep = min(sleep, deadline - now)
-            await _wait(wake, sleep)
+            await self.idle(wake, next_due, None if deadline is None else deadline - now)
             if self._closed:
                 return []
+
+    def waker(self, queue: str) -> asyncio.Event:
+        """What a put into `queue` by this process sets. Take it before looking for jobs, so
+        a put that lands while looking still wakes the wait that follows."""
+        return self._wakers.setdefault(queue, asyncio.Event())
+
+    async def idle(
+        self, wake: asyncio.Event, next_due: float | None, limit: float | None = None
+    ) -> None:
+        """Wait, after finding no due job, until `wake` is set, the next job is due,
+        `idle_wake` (another process may have put one) or `limit` seconds have passed."""
+        sleep = self.idle_wake
+        if next_due is not None:
+            sleep = min(sleep, max(0.0, next_due - time.time()) + _SLACK)
+        if limit is not None:
+            sleep = min(sleep, limit)
+        await _wait(wake, sleep)
+
+    def take_within(
+        self, db: sqlite3.Connection, queue: str, max_jobs: int
+    ) -> tuple[list[Job], float | None]:
+        """Up to `max_jobs` due jobs, read inside a write transaction someone else holds on
+        this queue's file (`db`); when there are none, also when the next is due.
+
+        They are not leased: the holder removes them with `ack_within` in that transaction,
+        or its rollback leaves them due. `retry` gives them back with a delay as usual.
+        """
+        jobs = [job for _, job in self._due(db, queue, max_jobs)]
+        return jobs, None if jobs else self._next_due(db, queue)
+
+    def ack_within(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
+        """Remove jobs taken by `take_within`, in the same transaction."""
+        db.executemany(
+            "DELETE FROM queue_jobs WHERE queue = ? AND id = ?", [(j.queue, j.id) for j in jobs]
+        )
 
     async def ack(self, jobs: list[Job]) -> None:
         if not jobs:
@@ -198,7 +227,8 @@ class SqliteQueue:
         await self._run(
             lambda db: db.execute(
                 "UPDATE queue_jobs SET available_at = ?, lease_until = NULL, lease_id = NULL,"
-                " attempts = attempts + 1 WHERE queue = ? AND id = ? AND lease_id = ?",
+                # IS: a job from take_within has no lease (None), and must match too.
+                " attempts = attempts + 1 WHERE queue = ? AND id = ? AND lease_id IS ?",
                 row,
             )
         )
@@ -250,39 +280,51 @@ class SqliteQueue:
         self, db: sqlite3.Connection, queue: str, max_jobs: int
     ) -> tuple[list[Job], float | None]:
         """Lease up to `max_jobs` due jobs; when there are none, also say when the next is due."""
-        now = time.time()
-        lease_until = now + self.lease
-        jobs: list[Job] = []
+        lease_until = time.time() + self.lease
         # IMMEDIATE takes the write lock before reading, so two processes never claim the
         # same job, and a reader is never upgraded into SQLITE_BUSY mid-transaction.
         db.execute("BEGIN IMMEDIATE")
         try:
+            jobs: list[Job] = []
             leases: list[tuple[float, float, str, int, int]] = []
-            for priority in PRIORITIES:
-                params = (queue, priority, now, max_jobs - len(jobs))
-                for rowid, job_id, payload, prio, attempts, old_lease in db.execute(_DUE, params):
-                    lease_id = uuid.uuid4().hex
-                    # A job still carrying a lease id was taken and never given back.
-                    again = int(old_lease is not None)
-                    leases.append((lease_until, lease_until, lease_id, again, rowid))
-                    body = msgspec.json.decode(payload)
-                    jobs.append(Job(job_id, queue, body, prio, attempts + again, lease_id))
-                if len(jobs) >= max_jobs:
-                    break
+            for rowid, job in self._due(db, queue, max_jobs):
+                again = int(job.receipt is not None)  # in job.attempts already; the row too
+                job.receipt = uuid.uuid4().hex
+                leases.append((lease_until, lease_until, job.receipt, again, rowid))
+                jobs.append(job)
             db.executemany(
                 "UPDATE queue_jobs SET available_at = ?, lease_until = ?,"
                 " lease_id = ?, attempts = attempts + ? WHERE rowid = ?",
                 leases,
             )
-            next_due = None
-            if not jobs:
-                times = [t for (t,) in db.execute(_NEXT_DUE, {"queue": queue}) if t is not None]
-                next_due = min(times, default=None)
+            next_due = None if jobs else self._next_due(db, queue)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return jobs, next_due
+
+    @staticmethod
+    def _due(db: sqlite3.Connection, queue: str, max_jobs: int) -> list[tuple[int, Job]]:
+        """Up to `max_jobs` due jobs with their rowids, highest priority then oldest first;
+        each job's receipt is the lease id it still carries (None when it has none)."""
+        now = time.time()
+        found: list[tuple[int, Job]] = []
+        for priority in PRIORITIES:
+            params = (queue, priority, now, max_jobs - len(found))
+            for rowid, job_id, payload, prio, attempts, lease_id in db.execute(_DUE, params):
+                # A job still carrying a lease id was taken and never given back: count it.
+                again = int(lease_id is not None)
+                body = msgspec.json.decode(payload)
+                found.append((rowid, Job(job_id, queue, body, prio, attempts + again, lease_id)))
+            if len(found) >= max_jobs:
+                break
+        return found
+
+    @staticmethod
+    def _next_due(db: sqlite3.Connection, queue: str) -> float | None:
+        times = [t for (t,) in db.execute(_NEXT_DUE, {"queue": queue}) if t is not None]
+        return min(times, default=None)
 
     def _wake(self, queue: str) -> None:
         # Every waiter holds the current event; replacing it lets each wake once and re-check.
