@@ -119,9 +119,13 @@ def _delivery(row: Any) -> Delivery:
 _PRIORITIES = {p.value: p for p in Priority}  # faster than Priority(value), per row
 # Routing's statements, built once. On SQLite they run on its own connection (see
 # sqlite_connection), writing what SQLAlchemy would.
-_PENDING = sa.select(notifications).where(
-    notifications.c.id.in_(sa.bindparam("ids", expanding=True)),
-    notifications.c.status == NotificationStatus.ACCEPTED.value,
+_PENDING = (
+    sa.select(notifications)
+    .where(
+        notifications.c.id.in_(sa.bindparam("ids", expanding=True)),
+        notifications.c.status == NotificationStatus.ACCEPTED.value,
+    )
+    .order_by(notifications.c.id)
 )
 _CLAIM = (
     notifications.update()
@@ -134,7 +138,7 @@ _CLAIM = (
 )
 _SQLITE_PENDING = (
     "SELECT id, user_id, category, priority, template, data, content, channels, schedule_at,"
-    " created_at FROM notifications WHERE id IN ({}) AND status = 'accepted'"
+    " created_at FROM notifications WHERE id IN ({}) AND status = 'accepted' ORDER BY id"
 )
 _SQLITE_CLAIM = (
     "UPDATE notifications SET status = 'routed' WHERE id IN ({}) AND status = 'accepted'"
