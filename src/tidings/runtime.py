@@ -135,7 +135,7 @@ class Runtime:
     def _route_worker(self) -> Consumer:
         """Routing, which also delivers in_app (pipeline/route.py). On the embedded SQLite
         queue a batch is taken, routed and acked in one transaction; elsewhere two batches
-        are in flight, one being written while the next is read."""
+        are in flight, each routed in a transaction of its own."""
         if isinstance(self.jobs, DirectJobs):
             return DirectWorker(
                 self.jobs.queue,

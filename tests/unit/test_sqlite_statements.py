@@ -145,3 +145,15 @@ async def test_routing_reads_what_sqlalchemy_reads(store: Store) -> None:
     assert stored is not None and pending == [stored[0]]
     assert profiles == {"u1": (await store.users.get("u1"), await store.users.preferences("u1"))}
     assert devices == {"u1": [device], "nobody": []}
+
+
+async def test_a_json_column_left_null_reads_as_none_as_with_sqlalchemy(store: Store) -> None:
+    n = Notification(id=new_id(), user_id="u1", category="news", content={"title": "t"})
+    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    with closing(sqlite3.connect(store.db.path)) as db, db:
+        db.execute("UPDATE notifications SET content = NULL, channels = NULL")
+
+    pending = await store.db.read(lambda conn: store.notifications.pending(conn, [n.id]))
+
+    stored = await store.notifications.get(n.id)
+    assert stored is not None and pending == [stored[0]] and pending[0].content is None

@@ -55,6 +55,11 @@ def sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def json_value(text: str | None) -> Any:
+    """A JSON column read back from SQLite, as SQLAlchemy would hand it over."""
+    return None if text is None else msgspec.json.decode(text)
+
+
 def sqlite_connection(conn: Connection) -> sqlite3.Connection | None:
     """The sqlite3 connection under `conn`, inside its transaction; None on other engines.
 

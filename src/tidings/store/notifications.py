@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from msgspec.json import decode
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
@@ -22,7 +21,13 @@ from tidings.domain.models import (
     NotificationStatus,
     Priority,
 )
-from tidings.store.database import Database, json_text, sqlite_connection, sqlite_time
+from tidings.store.database import (
+    Database,
+    json_text,
+    json_value,
+    sqlite_connection,
+    sqlite_time,
+)
 from tidings.store.schema import (
     deliveries,
     idempotency_keys,
@@ -357,9 +362,9 @@ class NotificationStore:
                 category,
                 _PRIORITIES[priority],
                 template,
-                decode(data) or {},
-                decode(content),
-                decode(channels),
+                json_value(data) or {},
+                json_value(content),
+                json_value(channels),
                 sqlite_utc(schedule_at),
                 NotificationStatus.ACCEPTED,
                 sqlite_utc(created_at),

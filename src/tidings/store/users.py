@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from msgspec.json import decode
 from sqlalchemy import Connection
 
 from tidings.domain.models import Device, Preferences, User
-from tidings.store.database import Database, sqlite_connection
+from tidings.store.database import Database, json_value, sqlite_connection
 from tidings.store.schema import (
     deliveries,
     devices,
@@ -24,6 +23,8 @@ from tidings.store.schema import (
 )
 
 PROFILE_FIELDS = ("email", "phone", "name", "locale", "timezone", "data")
+# Users with their preferences, and each user's active devices, by user id.
+Profiles = tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]
 
 
 def _user(row: Any) -> User:
@@ -175,8 +176,6 @@ _SQLITE_ACTIVE_DEVICES = (
     " last_used_at FROM devices WHERE user_id IN ({}) AND active = 1"
 )
 
-Profiles = tuple[dict[str, tuple[User, Preferences]], dict[str, list[Device]]]
-
 
 def profiles_within(conn: Connection, user_ids: list[str]) -> Profiles:
     """Users with their preferences, and their active devices, inside the caller's transaction."""
@@ -206,11 +205,11 @@ def _sqlite_profiles(raw: sqlite3.Connection, user_ids: list[str]) -> Profiles:
             name,
             locale,
             zone,
-            decode(data) or {},
+            json_value(data) or {},
             sqlite_utc(created),
             sqlite_utc(updated),
         )
-        found[uid] = (user, _preferences(decode(prefs)))
+        found[uid] = (user, _preferences(json_value(prefs)))
     by_user: dict[str, list[Device]] = {u: [] for u in user_ids}
     for did, uid, provider, token, sub, active, error, created, used in raw.execute(
         _SQLITE_ACTIVE_DEVICES.format(marks), user_ids
@@ -221,7 +220,7 @@ def _sqlite_profiles(raw: sqlite3.Connection, user_ids: list[str]) -> Profiles:
                 uid,
                 provider,
                 token,
-                decode(sub),
+                json_value(sub),
                 bool(active),
                 error,
                 sqlite_utc(created),
