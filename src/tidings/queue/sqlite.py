@@ -247,13 +247,22 @@ class SqliteQueue:
 
     async def stats(self, queues: Collection[str]) -> dict[str, dict[str, int]]:
         """Jobs per queue: ready (due now), delayed (due later) and leased (taken, not acked)."""
-        now = time.time()
-        rows = await self._run(lambda db: db.execute(_STATS, {"now": now}).fetchall())
+        rows = await asyncio.to_thread(self._count, time.time())
         found = {queue: (ready, delayed, leased) for queue, ready, delayed, leased in rows}
         return {
             name: dict(zip(("ready", "delayed", "leased"), found.get(name, (0, 0, 0)), strict=True))
             for name in queues
         }
+
+    def _count(self, now: float) -> list[tuple[str, int, int, int]]:
+        """The stats query on a connection of its own, in a thread: a scrape scans the whole
+        table, and a WAL reader neither waits for the writer thread nor holds it up."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            return db.execute(_STATS, {"now": now}).fetchall()
+        finally:
+            db.close()
 
     def _disconnect(self) -> None:
         if self._db is not None:
