@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -73,6 +73,30 @@ def sqlite_connection(conn: Connection) -> sqlite3.Connection | None:
     driver = conn.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     return driver
+
+
+def copy_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: insert `records` with COPY (asyncpg's binary copy), inside `conn`'s
+    transaction: about twice executemany's rate for a batch (41,500-47,800 against
+    25,400-26,400 rows/s, measured side by side). Values go as asyncpg takes them: JSON
+    columns as their text (`json_text`), times as aware datetimes.
+
+    The transaction must have begun (a statement ran on `conn` before): SQLAlchemy's asyncpg
+    adapter opens it lazily, at its first statement, and COPY does not go through it.
+    """
+    if not records:
+        return
+    adapter: Any = conn.connection.dbapi_connection
+    if getattr(adapter, "_transaction", None) is None:
+        # COPY on a connection outside a transaction would commit on its own, whatever
+        # becomes of the transaction it was meant to be part of.
+        raise RuntimeError(f"COPY into {table.name} before its transaction began")
+    names = list(columns)
+    adapter.run_async(
+        lambda driver: driver.copy_records_to_table(table.name, records=records, columns=names)
+    )
 
 
 def sqlalchemy_url(url: str, *, asynchronous: bool = True) -> str:

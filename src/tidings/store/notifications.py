@@ -23,6 +23,7 @@ from tidings.domain.models import (
 )
 from tidings.store.database import (
     Database,
+    copy_rows,
     json_text,
     json_value,
     sqlite_connection,
@@ -159,10 +160,39 @@ JobWriter = Callable[[Connection, Sequence[OutboxJob]], None]
 InboxWriter = Callable[[Connection, Sequence[InboxItem]], dict[str, InboxCounts]]
 
 
+OUTBOX_COLUMNS = ("queue", "job_id", "payload", "priority", "available_at")
+NOTIFICATION_COLUMNS = (
+    "id",
+    "user_id",
+    "category",
+    "priority",
+    "template",
+    "data",
+    "content",
+    "channels",
+    "schedule_at",
+    "status",
+    "created_at",
+)
+
+
 def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
+    """The jobs, into the outbox table in `conn`'s transaction (begun by an earlier statement:
+    on PostgreSQL they go by COPY, see `copy_rows`)."""
     if not jobs:
         return
     now = datetime.now(UTC)
+    if conn.dialect.name == "postgresql":
+        copy_rows(
+            conn,
+            outbox,
+            OUTBOX_COLUMNS,
+            [
+                (j.queue, j.job_id, json_text(j.payload), j.priority, j.available_at or now)
+                for j in jobs
+            ],
+        )
+        return
     conn.execute(
         outbox.insert(),
         [
@@ -176,22 +206,6 @@ def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
             for j in jobs
         ],
     )
-
-
-def _notification_row(n: Notification, now: datetime) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "user_id": n.user_id,
-        "category": n.category,
-        "priority": n.priority.value,
-        "template": n.template,
-        "data": n.data,
-        "content": n.content,
-        "channels": n.channels,
-        "schedule_at": n.schedule_at,
-        "status": n.status.value,
-        "created_at": n.created_at or now,
-    }
 
 
 def _delivery_row(d: Delivery, content: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
@@ -229,8 +243,28 @@ def _insert_accepted(conn: Connection, items: Sequence[Notification], now: datet
     if raw is None:
         bare = {"data": {}, "preferences": {}, "created_at": now, "updated_at": now}
         add_users = postgresql_insert(users).on_conflict_do_nothing(index_elements=["id"])
-        conn.execute(add_users, [{"id": u, **bare} for u in user_ids])
-        conn.execute(notifications.insert(), [_notification_row(n, now) for n in items])
+        conn.execute(add_users, [{"id": u, **bare} for u in user_ids])  # begins the transaction
+        copy_rows(
+            conn,
+            notifications,
+            NOTIFICATION_COLUMNS,
+            [
+                (
+                    n.id,
+                    n.user_id,
+                    n.category,
+                    n.priority.value,
+                    n.template,
+                    json_text(n.data),
+                    json_text(n.content),
+                    json_text(n.channels),
+                    n.schedule_at,
+                    n.status.value,
+                    n.created_at or now,
+                )
+                for n in items
+            ],
+        )
         return
     at = sqlite_time(now)
     raw.executemany(_SQLITE_ADD_USER, [(u, at, at) for u in user_ids])
