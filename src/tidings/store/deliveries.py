@@ -13,6 +13,12 @@ from sqlalchemy import Connection
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Priority
 from tidings.store.database import Database
 from tidings.store.notifications import NotificationStore, OutboxJob, _delivery
+from tidings.store.outcome_statements import (
+    AttemptRow,
+    insert_attempts,
+    lock_current,
+    update_states,
+)
 from tidings.store.schema import deliveries, delivery_attempts, devices, notifications
 
 # (connection, event type, delivery as a dict): see tidings.pipeline.status_events.
@@ -162,31 +168,27 @@ class DeliveryStore:
     ) -> list[Delivery | None]:
         """`record` for many outcomes in one transaction, a handful of statements for all."""
         now = datetime.now(UTC)
-        attempts = [
-            {
-                "delivery_id": outcome.delivery_id,
-                "attempt": a.attempt,
-                "provider": a.provider,
-                "started_at": a.started_at,
-                "duration_ms": a.duration_ms,
-                "outcome": a.outcome,
-                "error": a.error,
-                "device_id": a.device_id,
-                "provider_message_id": a.provider_message_id,
-            }
+        attempts: list[AttemptRow] = [
+            (
+                outcome.delivery_id,
+                a.attempt,
+                a.provider,
+                a.started_at,
+                a.duration_ms,
+                a.outcome,
+                a.error,
+                a.device_id,
+                a.provider_message_id,
+            )
             for outcome in outcomes
             for a in outcome.device_attempts or [outcome.attempt]
         ]
 
         def work(conn: Connection) -> list[Delivery | None]:
-            conn.execute(delivery_attempts.insert(), attempts)
+            insert_attempts(conn, attempts)
             for outcome in outcomes:
                 _touch_devices(conn, outcome, now)
-            # Each delivery as it stands, locked where the engine has row locks (in id
-            # order, so two batches never wait on each other in a cycle).
-            rows: dict[str, Any] = {}
-            for chunk in _chunks(sorted({o.delivery_id for o in outcomes})):
-                rows.update((row.id, row) for row in conn.execute(_LOCK_CURRENT, {"ids": chunk}))
+            rows = lock_current(conn, [o.delivery_id for o in outcomes])
             state = {d: (row.status, row.attempts) for d, row in rows.items()}
             recorded: list[Delivery | None] = []
             for outcome in outcomes:
@@ -215,7 +217,7 @@ class DeliveryStore:
                 recorded.append(delivery)
             changed = {d.id: d for d in recorded if d is not None}  # the last of each
             if changed:
-                conn.execute(_UPDATE, [_new_state(d) for d in changed.values()])
+                update_states(conn, list(changed.values()))
             retries = [
                 o.retry
                 for o, d in zip(outcomes, recorded, strict=True)
@@ -332,26 +334,6 @@ _TARGETS = (
     .join(notifications, notifications.c.id == deliveries.c.notification_id)
     .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
 )
-_LOCK_CURRENT = (
-    sa.select(*(c for c in deliveries.c if c.name not in ("content", "updated_at")))
-    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(deliveries.c.id)
-    .with_for_update()
-)
-_UPDATE = (
-    deliveries.update()
-    .where(deliveries.c.id == sa.bindparam("delivery_id"))
-    .values(
-        status=sa.bindparam("new_status"),
-        attempts=sa.bindparam("new_attempts"),
-        provider=sa.bindparam("new_provider"),
-        last_error=sa.bindparam("new_last_error"),
-        provider_message_id=sa.bindparam("new_provider_message_id"),
-        updated_at=sa.bindparam("new_updated_at"),
-    )
-)
-
-
 # Enum(value) is slow, and every send converts a few: look them up instead.
 _CHANNELS = {c.value: c for c in Channel}
 _STATUSES = {s.value: s for s in DeliveryStatus}
@@ -367,18 +349,6 @@ def _applies(outcome: Outcome, status: str, attempts: int) -> bool:
     if status == DeliveryStatus.PENDING:
         return True
     return status == DeliveryStatus.CANCELED and outcome.status is DeliveryStatus.SENT
-
-
-def _new_state(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "delivery_id": delivery.id,
-        "new_status": delivery.status.value,
-        "new_attempts": delivery.attempts,
-        "new_provider": delivery.provider,
-        "new_last_error": delivery.last_error,
-        "new_provider_message_id": delivery.provider_message_id,
-        "new_updated_at": delivery.updated_at,
-    }
 
 
 def _touch_devices(conn: Connection, outcome: Outcome, now: datetime) -> None:
