@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Priority
-from tidings.store.database import Database
+from tidings.store.database import Database, json_value, sqlite_connection
 from tidings.store.notifications import NotificationStore, OutboxJob, _delivery
 from tidings.store.outcome_statements import (
     AttemptRow,
@@ -132,30 +132,7 @@ class DeliveryStore:
         """What sending each delivery needs, by id, in one query per 500; erased ones are
         missing."""
 
-        def work(conn: Connection) -> dict[str, SendTarget]:
-            found = {}
-            for chunk in _chunks(delivery_ids):
-                for row in conn.execute(_TARGETS, {"ids": chunk}):
-                    found[row.id] = SendTarget(
-                        delivery=Delivery(
-                            id=row.id,
-                            notification_id=row.notification_id,
-                            user_id=row.user_id,
-                            channel=_CHANNELS[row.channel],
-                            status=_STATUSES[row.status],
-                            provider=row.provider,
-                            attempts=row.attempts,
-                            last_error=row.last_error,
-                            provider_message_id=row.provider_message_id,
-                        ),
-                        content=dict(row.content or {}),
-                        category=row.category,
-                        priority=_PRIORITIES[row.priority],
-                        data=dict(row.notification_data or {}),
-                    )
-            return found
-
-        return await self.db.read(work)
+        return await self.db.read(lambda conn: targets_within(conn, delivery_ids))
 
     async def record(self, outcome: Outcome, events: StatusHook) -> Delivery | None:
         """In one transaction: the attempt, the delivery's new state, its retry job and its
@@ -324,16 +301,75 @@ class DeliveryStore:
 
 
 # What a send needs, and no more: every column read costs its conversion, for each send.
+_TARGET_COLUMNS = (
+    *(
+        deliveries.c[name]
+        for name in (
+            "id",
+            "notification_id",
+            "user_id",
+            "channel",
+            "status",
+            "provider",
+            "attempts",
+            "last_error",
+            "provider_message_id",
+        )
+    ),
+    notifications.c.category,
+    notifications.c.priority,
+    deliveries.c.content,
+    notifications.c.data,
+)
 _TARGETS = (
-    sa.select(
-        *(c for c in deliveries.c if c.name not in ("created_at", "updated_at")),
-        notifications.c.category,
-        notifications.c.priority,
-        notifications.c.data.label("notification_data"),
-    )
+    sa.select(*_TARGET_COLUMNS)
     .join(notifications, notifications.c.id == deliveries.c.notification_id)
     .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
 )
+# The same on SQLite's own connection (see sqlite_connection), JSON columns left as text.
+_SQLITE_TARGETS = (
+    "SELECT {} FROM deliveries JOIN notifications ON notifications.id ="
+    " deliveries.notification_id WHERE deliveries.id IN ({{}})"
+).format(", ".join(f"{c.table.name}.{c.name}" for c in _TARGET_COLUMNS))
+
+
+def targets_within(conn: Connection, delivery_ids: Sequence[str]) -> dict[str, SendTarget]:
+    """What sending each delivery needs, by id, inside the caller's transaction."""
+    raw = sqlite_connection(conn)
+    found = {}
+    for chunk in _chunks(delivery_ids):
+        if raw is None:
+            for *head, content, data in conn.execute(_TARGETS, {"ids": chunk}):
+                found[head[0]] = _target(head, content, data)
+            continue
+        sql = _SQLITE_TARGETS.format(",".join("?" * len(chunk)))
+        for *head, content, data in raw.execute(sql, chunk):
+            found[head[0]] = _target(head, json_value(content), json_value(data))
+    return found
+
+
+def _target(head: Sequence[Any], content: Any, data: Any) -> SendTarget:
+    """A SendTarget from _TARGET_COLUMNS' values, its JSON columns decoded."""
+    id_, notification_id, user_id, channel, status, provider, attempts, error, message = head[:9]
+    return SendTarget(
+        delivery=Delivery(
+            id=id_,
+            notification_id=notification_id,
+            user_id=user_id,
+            channel=_CHANNELS[channel],
+            status=_STATUSES[status],
+            provider=provider,
+            attempts=attempts,
+            last_error=error,
+            provider_message_id=message,
+        ),
+        category=head[9],
+        priority=_PRIORITIES[head[10]],
+        content=dict(content or {}),  # the send's own copy: it may add to it
+        data=dict(data or {}),
+    )
+
+
 # Enum(value) is slow, and every send converts a few: look them up instead.
 _CHANNELS = {c.value: c for c in Channel}
 _STATUSES = {s.value: s for s in DeliveryStatus}
