@@ -15,6 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from tidings.channels.base import Message, PermanentError, Provider, Receipt, TransientError
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Device, User
 from tidings.domain.retry import RetryPolicy
@@ -25,9 +27,10 @@ from tidings.pipeline.relay import JobPath
 from tidings.pipeline.route import deliver_queue
 from tidings.pipeline.status_events import StatusEvents, no_status_events
 from tidings.queue.base import Queue
-from tidings.store.deliveries import Attempt, Outcome, SendTarget
+from tidings.store.deliveries import Attempt, Outcome, SendTarget, targets_within
 from tidings.store.notifications import OutboxJob
 from tidings.store.store import Store
+from tidings.store.users import Profiles, profiles_within
 
 log = logging.getLogger(__name__)
 ERROR_LIMIT = 1000  # characters of a provider's error kept per attempt
@@ -161,10 +164,14 @@ class ProviderDelivery:
     async def _read(
         self, delivery_ids: list[str]
     ) -> list[tuple[SendTarget, User, list[Device]] | None]:
-        """Each delivery with its user and the user's active devices, in two reads for all."""
-        targets = await self.store.deliveries.targets(delivery_ids)
-        user_ids = sorted({t.delivery.user_id for t in targets.values()})
-        profiles, devices = await self.store.users.profiles(user_ids) if user_ids else ({}, {})
+        """Each delivery with its user and the user's active devices, in one read for all."""
+
+        def read(conn: Connection) -> tuple[dict[str, SendTarget], Profiles]:
+            targets = targets_within(conn, delivery_ids)
+            user_ids = sorted({t.delivery.user_id for t in targets.values()})
+            return targets, profiles_within(conn, user_ids) if user_ids else ({}, {})
+
+        targets, (profiles, devices) = await self.store.db.read(read)
         found: list[tuple[SendTarget, User, list[Device]] | None] = []
         for delivery_id in delivery_ids:
             target = targets.get(delivery_id)
