@@ -244,48 +244,33 @@ def _insert_accepted(conn: Connection, items: Sequence[Notification], now: datet
         bare = {"data": {}, "preferences": {}, "created_at": now, "updated_at": now}
         add_users = postgresql_insert(users).on_conflict_do_nothing(index_elements=["id"])
         conn.execute(add_users, [{"id": u, **bare} for u in user_ids])  # begins the transaction
-        copy_rows(
-            conn,
-            notifications,
-            NOTIFICATION_COLUMNS,
-            [
-                (
-                    n.id,
-                    n.user_id,
-                    n.category,
-                    n.priority.value,
-                    n.template,
-                    json_text(n.data),
-                    json_text(n.content),
-                    json_text(n.channels),
-                    n.schedule_at,
-                    n.status.value,
-                    n.created_at or now,
-                )
-                for n in items
-            ],
-        )
+        rows = [_notification_values(n, lambda moment: moment, now) for n in items]
+        copy_rows(conn, notifications, NOTIFICATION_COLUMNS, rows)
         return
     at = sqlite_time(now)
     raw.executemany(_SQLITE_ADD_USER, [(u, at, at) for u in user_ids])
     raw.executemany(
-        _SQLITE_INSERT_NOTIFICATION,
-        [
-            (
-                n.id,
-                n.user_id,
-                n.category,
-                n.priority.value,
-                n.template,
-                json_text(n.data),
-                json_text(n.content),
-                json_text(n.channels),
-                None if n.schedule_at is None else sqlite_time(n.schedule_at),
-                n.status.value,
-                sqlite_time(n.created_at) if n.created_at is not None else at,
-            )
-            for n in items
-        ],
+        _SQLITE_INSERT_NOTIFICATION, [_notification_values(n, sqlite_time, now) for n in items]
+    )
+
+
+def _notification_values(
+    n: Notification, moment: Callable[[datetime], Any], now: datetime
+) -> tuple[Any, ...]:
+    """A notification's row in NOTIFICATION_COLUMNS' order; `moment` writes a time as the
+    driver takes it (SQLite: `sqlite_time`; asyncpg: the datetime itself)."""
+    return (
+        n.id,
+        n.user_id,
+        n.category,
+        n.priority.value,
+        n.template,
+        json_text(n.data),
+        json_text(n.content),
+        json_text(n.channels),
+        None if n.schedule_at is None else moment(n.schedule_at),
+        n.status.value,
+        moment(n.created_at or now),
     )
 
 
