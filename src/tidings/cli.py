@@ -44,10 +44,12 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, process: str = "") -> None:
+    """Log lines to stderr; `process` tags each line of a helper process (e.g. "delivery")."""
+    tag = f" [{process}]" if process else ""
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
         stream=sys.stderr,
     )
 
@@ -125,19 +127,35 @@ Capture = Annotated[
         "--capture", help="Record and log sends instead of delivering them [TIDINGS_CAPTURE]."
     ),
 ]
+DeliveryProcessOption = Annotated[
+    bool,
+    typer.Option(
+        "--delivery-process",
+        help="Route and deliver in a second process on the same database, so the service "
+        "uses two cores [TIDINGS_DELIVERY_PROCESS].",
+    ),
+]
 
 
 @app.command()
-def serve(host: Host = None, port: Port = None, capture: Capture = False) -> None:
-    """Run everything in one process: API, realtime, workers (embedded default: SQLite)."""
+def serve(
+    host: Host = None,
+    port: Port = None,
+    capture: Capture = False,
+    delivery_process: DeliveryProcessOption = False,
+) -> None:
+    """Run everything in one process: API, realtime, workers (embedded default: SQLite).
+
+    With --delivery-process, routing and sends run in a second process of their own."""
     settings = _settings()
     settings = replace(
         settings,
         host=host or settings.host,
         port=port or settings.port,
         capture=capture or settings.capture,
+        delivery_process=delivery_process or settings.delivery_process,
     )
-    _configure_logging(settings)
+    configure_logging(settings)
     raw = _with_store(settings, _first_admin_key)
     if raw:
         typer.echo("Created the first admin key. It is shown only this once; keep it safe:")
@@ -176,7 +194,7 @@ def api(host: Host = None, port: Port = None) -> None:
     settings = _settings()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     _scaled_out(settings, "api")
-    _configure_logging(settings)
+    configure_logging(settings)
     _run_http(settings, workers=False)
 
 
@@ -216,7 +234,7 @@ def worker(
     except ValueError as exc:
         typer.echo(f"error: --channels: {exc}", err=True)
         raise typer.Exit(2) from None
-    _configure_logging(settings)
+    configure_logging(settings)
 
     def ready(queues: str) -> None:
         typer.echo(f"Tidings worker ready, taking jobs from: {queues}")

@@ -50,6 +50,9 @@ class Settings:
     webhook_allow_private: bool = False  # let webhooks reach loopback and private networks
     # Every provider channel records instead of sending (`tidings serve --capture`): development.
     capture: bool = False
+    # `tidings serve` routes and delivers in a second process on the same database, so it
+    # uses two cores (tidings/delivery_process.py). Other roles ignore it.
+    delivery_process: bool = False
     # Delays before each retry of a failed send; TIDINGS_RETRY_SCHEDULE_<CHANNEL> overrides one
     # channel (read from `extra`, see retry_overrides).
     retry_schedule: str = DEFAULT_SCHEDULE
@@ -228,6 +231,11 @@ def _check(settings: Settings) -> None:
                 raise ValueError(value)
         except ValueError:
             raise ValueError(f"{key}={value!r} must be sends per second, 0 or more") from None
+    if settings.delivery_process and settings.queue_url.startswith("memory:"):
+        raise ValueError(
+            "TIDINGS_DELIVERY_PROCESS needs a queue both processes reach: the memory queue "
+            "is one process's own (leave TIDINGS_QUEUE_URL empty for the embedded queue)"
+        )
     if settings.breaker_failures < 1:
         raise ValueError("TIDINGS_BREAKER_FAILURES must be at least 1")
     if min(settings.rate_limit, settings.subscriber_rate_limit, settings.rate_limit_burst) < 0:

@@ -45,6 +45,15 @@ COUNTED = (
 
 
 @dataclass(frozen=True, slots=True)
+class Counts:
+    """A snapshot of one process's counters, to add to another's (the delivery process's
+    are reported by the process that serves /metrics)."""
+
+    accepted: int = 0
+    deliveries: tuple[tuple[str, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Readings:
     """What one scrape read; None where the backend did not answer in time."""
 
@@ -85,15 +94,23 @@ class Metrics:
 
         return hook
 
-    def exposition(self, readings: Readings) -> bytes:
-        """The answer to GET /metrics."""
-        return generate_latest(_Families(self._families(readings)))
-
-    def _families(self, readings: Readings) -> list[Metric]:
+    def counts(self) -> Counts:
         with self._lock:
-            accepted = self._accepted
+            return Counts(
+                self._accepted, tuple((c, s, n) for (c, s), n in self._deliveries.items())
+            )
+
+    def exposition(self, readings: Readings, elsewhere: Counts = Counts()) -> bytes:
+        """The answer to GET /metrics; `elsewhere` adds another process's counters."""
+        return generate_latest(_Families(self._families(readings, elsewhere)))
+
+    def _families(self, readings: Readings, elsewhere: Counts) -> list[Metric]:
+        with self._lock:
+            accepted = self._accepted + elsewhere.accepted
             counted = Counter({(c.value, s.value): 0 for c in Channel for s in COUNTED})
             counted.update(self._deliveries)
+        for channel, status, count in elsewhere.deliveries:
+            counted[channel, status] += count
         info = GaugeMetricFamily("tidings_build_info", "The running version.", labels=["version"])
         info.add_metric([__version__], 1)
         families: list[Metric] = [info]

@@ -14,16 +14,18 @@ from datetime import UTC, datetime
 
 from tidings.api.auth import Authenticator
 from tidings.api.rate_limits import ApiRateLimits
+from tidings.bus.base import Bus
 from tidings.bus.registry import open_bus
 from tidings.channels.registry import PROVIDER_CHANNELS, Providers, open_providers, vapid_keys
 from tidings.channels.webhook import WebhookProvider
 from tidings.channels.webhook_signing import new_secret
 from tidings.channels.webpush_crypto import VapidKeys
 from tidings.config import Settings
+from tidings.delivery_process import DeliveryProcess
 from tidings.domain.models import Channel
 from tidings.limits.providers import ProviderLimits
 from tidings.limits.registry import limits_url, open_limiter
-from tidings.metrics import Metrics, read_gauges
+from tidings.metrics import Counts, Metrics, read_gauges
 from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.push import PushDelivery
@@ -37,6 +39,7 @@ from tidings.queue.base import Queue
 from tidings.queue.registry import open_queue
 from tidings.queue.sqlite import SqliteQueue
 from tidings.roles import bus_options, queue_options
+from tidings.sqlite_thread import share_writes
 from tidings.store.notifications import IDEMPOTENCY_WINDOW
 from tidings.store.store import Store
 
@@ -52,12 +55,21 @@ def job_path(store: Store, queue: Queue) -> JobPath:
     return Relay(store.notifications, queue)
 
 
+def share_sqlite_writes(runtime: Runtime) -> None:
+    """Take turns with another process writing the SQLite files (the delivery process)."""
+    if runtime.store.db.dialect == "sqlite":
+        share_writes(runtime.store.db.path)
+    if isinstance(runtime.queue, SqliteQueue):
+        share_writes(runtime.queue.path)
+
+
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, bus: Bus | None = None) -> None:
+        """`bus` replaces the one `settings.bus_url` names (the delivery process's link)."""
         self.settings = settings
         self.store = Store(settings.database_url)
         self.queue = open_queue(settings.effective_queue_url, **queue_options(settings))
-        self.bus = open_bus(settings.bus_url, **bus_options(settings))
+        self.bus = bus if bus is not None else open_bus(settings.bus_url, **bus_options(settings))
         self.hub = Hub(self.bus, heartbeat=settings.heartbeat_seconds)
         self.jobs = job_path(self.store, self.queue)
         self.metrics = Metrics()
@@ -98,6 +110,7 @@ class Runtime:
         self.store.inbox.after_read = self.jobs.wake
         self.workers: list[Consumer] = []
         self.channels = frozenset(Channel)  # the channels this process's workers deliver
+        self.delivery: DeliveryProcess | None = None  # `tidings serve --delivery-process`
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(
@@ -108,7 +121,9 @@ class Runtime:
         channels: Collection[Channel] | None = None,
         route: bool = True,
     ) -> None:
-        """`channels` and `route` narrow the workers (`tidings worker --channels … --no-route`)."""
+        """`channels` and `route` narrow the workers (`tidings worker --channels … --no-route`).
+        With `settings.delivery_process`, `tidings serve` (api and workers) runs its workers in
+        a second process (tidings/delivery_process.py)."""
         if channels is not None:
             self.channels = frozenset(channels)
         if not self.settings.subscriber_secret:
@@ -125,12 +140,21 @@ class Runtime:
             await self.hub.start()
         await self.jobs.start()
         self._housekeeping = asyncio.create_task(self._forget_old_idempotency_keys())
-        if workers:
+        if api and workers and self.settings.delivery_process:
+            await self._start_delivery_process()
+        elif workers:
             self.workers = [self._route_worker()]
             self.workers += await self._delivery_workers()
             self.workers = [w for w in self.workers if self._serves(w.name, route)]
             for worker in self.workers:
                 worker.start()
+
+    async def _start_delivery_process(self) -> None:
+        share_sqlite_writes(self)
+        self.delivery = DeliveryProcess(self.settings, self.bus)
+        if isinstance(self.queue, SqliteQueue):
+            self.queue.also_wake = self.delivery.wake  # its workers wait on this file's jobs
+        await self.delivery.start()
 
     def _route_worker(self) -> Consumer:
         """Routing, which also delivers in_app (pipeline/route.py). On the embedded SQLite
@@ -223,6 +247,8 @@ class Runtime:
         if self._housekeeping:
             self._housekeeping.cancel()
         await asyncio.gather(*(w.stop(self.settings.shutdown_grace) for w in self.workers))
+        if self.delivery is not None:
+            await self.delivery.stop(self.settings.shutdown_grace)
         if self.providers is not None:
             await self.providers.close()
         await self.jobs.stop()
@@ -235,7 +261,8 @@ class Runtime:
     async def scrape(self) -> bytes:
         """The answer to GET /metrics: this process's counters, the shared backends' gauges."""
         readings = await read_gauges(self.queue, self.queue_names, self.store.stats, self.hub)
-        return self.metrics.exposition(readings)
+        elsewhere = await self.delivery.counts() if self.delivery is not None else Counts()
+        return self.metrics.exposition(readings, elsewhere)
 
     async def check(self) -> dict[str, str]:
         """Each backend: "ok" or the error that makes it unreachable (for /readyz)."""

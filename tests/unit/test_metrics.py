@@ -148,3 +148,20 @@ async def test_a_queue_that_fails_leaves_the_store_readings_in_place(store: Stor
 
     assert readings.queues is None
     assert readings.dead_letters == 0
+
+
+def test_another_process_counters_are_added_to_this_one() -> None:
+    delivery_process = Metrics()
+    delivery_process.delivery("webhook", "sent", 2)
+    delivery_process.delivery("in_app", "delivered", 7)
+    serving = Metrics()
+    serving.accepted(9)
+    serving.delivery("webhook", "sent")
+
+    found = samples(serving.exposition(QUIET, delivery_process.counts()))
+
+    assert found[("tidings_notifications_accepted_total", ())] == 9
+    assert found[("tidings_deliveries_total", (("channel", "webhook"), ("status", "sent")))] == 3
+    assert (
+        found[("tidings_deliveries_total", (("channel", "in_app"), ("status", "delivered")))] == 7
+    )

@@ -72,6 +72,7 @@ class SqliteQueue:
     Workers in this process are woken by `put` at once. A put from another process is
     seen at the next due time or after at most `idle_wake` seconds: SQLite cannot notify
     across processes, and that bound is what lets an idle queue sleep instead of polling.
+    (`tidings serve --delivery-process` carries its wake-ups over its link: `also_wake`.)
     Share one instance per process and file, since wake-ups only travel within an instance.
     """
 
@@ -85,6 +86,8 @@ class SqliteQueue:
         self.idle_wake = idle_wake
         self._db: sqlite3.Connection | None = None  # used only on the file's writer thread
         self._wakers: dict[str, asyncio.Event] = {}
+        # Another process's workers on this file, told of every wake (the delivery process).
+        self.also_wake: Callable[[set[str] | None], None] | None = None
         self._closed = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -142,9 +145,12 @@ class SqliteQueue:
             executemany(_INSERT, _rows(jobs))
 
     def wake(self, queues: set[str] | None = None) -> None:
-        """Wake this process's waiters on `queues` (all when None) to look for new jobs."""
+        """Wake this process's waiters on `queues` (all when None) to look for new jobs, and
+        `also_wake`'s."""
         for queue in list(self._wakers) if queues is None else queues:
             self._wake(queue)
+        if self.also_wake is not None and queues != set():
+            self.also_wake(queues)
 
     # `timeout` is part of the Queue protocol: it bounds the wait for a job and ends in [],
     # which a caller-side asyncio.timeout could only express as an exception.

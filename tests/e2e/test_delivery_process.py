@@ -1,0 +1,181 @@
+"""`tidings serve --delivery-process`: routing and sends in a second process on the same SQLite
+file. Realtime events cross back to the serving process's sockets, wake-ups cross to the
+delivery process at once, its counters show in /metrics, and a dead delivery process is
+started again with nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.helpers import accepted_id, eventually, in_app, inbox_items, new_user, settled
+from tests.e2e.helpers import subscriber_token as token_for
+from tests.e2e.webhook_sink import WebhookSink
+from tests.live import LiveService
+
+SETTINGS = {
+    "TIDINGS_DELIVERY_PROCESS": "1",
+    "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "1",  # the sink listens on 127.0.0.1
+    "TIDINGS_RETRY_SCHEDULE_WEBHOOK": "100ms",
+}
+# Without a wake-up over the link, the delivery process would see a new job only at its next
+# idle check (SqliteQueue.idle_wake, 30 s): arriving well within this shows the wake-up works.
+PROMPTLY = 5.0
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    running = LiveService(tmp_path_factory.mktemp("delivery"), extra_env=SETTINGS).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def delivery_pid(service: LiveService) -> int:
+    """The pid of the serving process's delivery process (found through /proc)."""
+    assert service.process is not None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == service.process.pid and b"tidings.delivery_main" in command:
+            return int(entry.name)
+    raise AssertionError("the delivery process is not running")
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def webhook_user(api: httpx.Client, sink: WebhookSink) -> tuple[str, str]:
+    user = new_user()
+    path = f"/hooks/{user}"
+    r = api.put(f"/v1/users/{user}", json={"data": {"webhook_url": sink.url + path}})
+    assert r.status_code == 201, r.text
+    return user, path
+
+
+def webhook(user: str, title: str) -> dict[str, object]:
+    return {
+        "user_id": user,
+        "category": "billing",
+        "channels": ["webhook"],
+        "content": {"title": title},
+    }
+
+
+def counter(service: LiveService, channel: str, status: str) -> float:
+    text = httpx.get(f"{service.url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "tidings_deliveries_total" and sample.labels == {
+                "channel": channel,
+                "status": status,
+            }:
+                return sample.value
+    raise AssertionError("no tidings_deliveries_total sample")
+
+
+async def first_notification(service: LiveService, user: str, title: str) -> dict[str, object]:
+    """Open the user's WebSocket, send one in-app notification, return its frame's data."""
+    token = await token_for(service, user)
+    async with websockets.connect(f"{service.ws_url}/v1/users/{user}/ws?token={token}") as ws:
+        async with httpx.AsyncClient(headers=service.headers(), timeout=10) as http:
+            r = await http.post(f"{service.url}/v1/notifications", json=in_app(user, title))
+            assert r.status_code == 202, r.text
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), PROMPTLY))
+            if frame["event"] == "notification":
+                return dict(frame["data"])
+
+
+def test_an_in_app_notification_routed_there_reaches_the_websocket_here(service):
+    user = new_user()
+
+    data = asyncio.run(first_notification(service, user, "Across"))
+
+    assert data["title"] == "Across"
+
+
+def test_a_webhook_is_sent_promptly_and_counted_in_this_process_metrics(service, api, sink):
+    user, path = webhook_user(api, sink)
+    before = counter(service, "webhook", "sent")
+
+    notification_id = accepted_id(api, webhook(user, "Paid"))
+
+    eventually(lambda: sink.received(path), timeout=PROMPTLY)
+    assert settled(api, notification_id)["webhook"]["status"] == "sent"
+    eventually(lambda: counter(service, "webhook", "sent") >= before + 1 or None, timeout=PROMPTLY)
+
+
+def test_a_killed_delivery_process_is_started_again_and_loses_nothing(service, api, sink):
+    user = new_user()
+    victim = delivery_pid(service)
+
+    os.kill(victim, signal.SIGKILL)
+    # Accepted while no delivery process runs: the jobs wait in the file for the next one.
+    ids = [accepted_id(api, in_app(user, f"while down {n}")) for n in range(5)]
+
+    replacement = eventually(
+        lambda: next((pid for pid in [_pid_or_none(service)] if pid and pid != victim), None),
+        timeout=15,
+    )
+    stored = eventually(
+        lambda: items if len(items := inbox_items(api, user)) == len(ids) else None, timeout=15
+    )
+    assert sorted(i["notification_id"] for i in stored) == sorted(ids)
+    assert not alive(victim) and alive(replacement)
+    assert "exited with -9; starting it again" in service.log_text()
+    # And it is a working delivery process: realtime events still cross over.
+    assert asyncio.run(first_notification(service, user, "After"))["title"] == "After"
+
+
+def _pid_or_none(service: LiveService) -> int | None:
+    try:
+        return delivery_pid(service)
+    except AssertionError:
+        return None
+
+
+def test_the_delivery_process_stops_with_the_service(tmp_path: Path) -> None:
+    running = LiveService(tmp_path, extra_env=SETTINGS).start()
+    child = delivery_pid(running)
+
+    running.stop()
+
+    assert eventually(lambda: not alive(child) or None, timeout=15)
+
+
+def test_the_delivery_process_stops_when_the_service_is_killed(tmp_path: Path) -> None:
+    running = LiveService(tmp_path, extra_env=SETTINGS).start()
+    child = delivery_pid(running)
+
+    running.kill()
+
+    assert eventually(lambda: not alive(child) or None, timeout=15)
+
+
+def test_the_memory_queue_is_refused_with_the_delivery_process(tmp_path: Path) -> None:
+    service = LiveService(tmp_path, extra_env={**SETTINGS, "TIDINGS_QUEUE_URL": "memory://"})
+
+    with pytest.raises(RuntimeError, match="TIDINGS_DELIVERY_PROCESS needs a queue"):
+        service.start()
