@@ -1,8 +1,10 @@
 """Prometheus metrics: this process's counters, bumped where things happen, and the gauges a
 scrape reads from the shared queue and store, written out in the text format 0.0.4.
 
-Counters are per process (scrape every process; sum them in queries). Queue depths and dead
-letters come from the backends every process shares, so each process reports the same.
+Counters are per process (scrape every process; sum them in queries); `tidings serve`'s
+delivery process is the exception: the serving process reports its counters with its own.
+Queue depths and dead letters come from the backends every process shares, so each process
+reports the same.
 """
 
 from __future__ import annotations
