@@ -19,6 +19,7 @@ from tests.live import LiveService
 
 from bench import e2e_inapp, fanout, idle, inapp_latency, inbox_read, ingest, table, webhook_drain
 from bench.processes import SERVICE_ENV
+from tidings.config import load_settings
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -96,7 +97,17 @@ def main() -> None:
     parser.add_argument("--inbox-users", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--webhooks", type=int, default=50_000, help="webhook-drain backlog")
+    parser.add_argument(
+        "--delivery-process",
+        action="store_true",
+        help="measure `tidings serve --delivery-process` (routing and sends in a second process)",
+    )
     args = parser.parse_args()
+    if args.delivery_process:
+        os.environ["TIDINGS_DELIVERY_PROCESS"] = "1"  # every service a scenario starts inherits it
+    # The services read the same environment (and ./.env): say what they will run as.
+    two = load_settings().delivery_process
+    service = "tidings serve" + (" --delivery-process" if two else "")
     names = args.scenarios or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -113,7 +124,13 @@ def main() -> None:
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
     summary = table.rows(results)
-    out.write_text(json.dumps({"machine": machine, "results": results, "table": summary}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": machine, "service": service, "results": results, "table": summary},
+            indent=2,
+        )
+    )
+    print(f"service: {service}")
     print(table.render(summary))
     print(f"wrote {out}")
 

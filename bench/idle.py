@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from tests.live import LiveService
 
-
-def _cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+from bench.processes import cpu_seconds
 
 
 def measure(service: LiveService, *, seconds: float) -> dict[str, Any]:
     assert service.process is not None
     time.sleep(2)  # let start-up work finish
-    before, t0 = _cpu_seconds(service.process.pid), time.monotonic()
+    before, t0 = cpu_seconds(service.process.pid), time.monotonic()
     time.sleep(seconds)
-    used, elapsed = _cpu_seconds(service.process.pid) - before, time.monotonic() - t0
+    used, elapsed = cpu_seconds(service.process.pid) - before, time.monotonic() - t0
     return {
         "scenario": "idle",
         "seconds": round(elapsed, 1),

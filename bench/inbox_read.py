@@ -10,8 +10,7 @@ from typing import Any
 from tests.live import LiveService
 
 from bench import wrk
-from bench.processes import uvicorn_app
-from bench.webhook_drain import cpu_seconds
+from bench.processes import cpu_seconds, uvicorn_app
 
 PAGE = "/v1/users/USER/inbox?limit=20"
 COUNT = "/v1/users/USER/inbox/count"

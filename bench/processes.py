@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from tests.live import free_port
@@ -14,6 +16,20 @@ from tests.live import free_port
 # One key sends the whole load, so the per-key API rate limit (100/s by default, a guard for
 # production) is off: the benchmarks measure the service, not the limit.
 SERVICE_ENV = {"TIDINGS_LOG_LEVEL": "error", "TIDINGS_RATE_LIMIT": "0"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a service has used, with its running children's (the delivery
+    process of `tidings serve --delivery-process`): what it cost, whatever else ran."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for one in (pid, *map(int, children)):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # a child that just ended
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import httpx
 from tests.live import LiveService, free_port
 
 from bench import wrk
-from bench.processes import SERVICE_ENV
+from bench.processes import SERVICE_ENV, cpu_seconds
 from tidings.channels.base import Message
 from tidings.channels.webhook import webhook_body
 from tidings.channels.webhook_signing import new_secret, signature_headers
@@ -58,12 +57,6 @@ def sink(port: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used: what it cost, whatever else the machine ran."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sink_count(url: str) -> dict[str, Any]:
