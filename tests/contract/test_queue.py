@@ -209,6 +209,36 @@ async def test_get_hands_out_at_most_max_jobs(queue: Queue) -> None:
     assert await ids(queue, max_jobs=3) == ["j3", "j4"]
 
 
+def _weight(payload: dict[str, Any]) -> int:
+    return int(payload["weight"])
+
+
+async def test_get_by_size_bounds_the_sum_of_sizes_and_keeps_the_order(queue: Queue) -> None:
+    for job_id, weight in [("a", 150), ("b", 40), ("c", 100), ("d", 10)]:
+        await queue.put("work", {"weight": weight}, job_id=job_id)
+
+    # c would pass 200 after a and b: it ends the batch, and d is not taken before it.
+    assert await ids(queue, max_jobs=200, size=_weight) == ["a", "b"]
+    assert await ids(queue, max_jobs=200, size=_weight) == ["c", "d"]
+
+
+async def test_get_by_size_takes_a_job_larger_than_max_jobs_alone(queue: Queue) -> None:
+    await queue.put("work", {"weight": 500}, job_id="big")
+    await queue.put("work", {"weight": 1}, job_id="small")
+
+    assert await ids(queue, max_jobs=200, size=_weight) == ["big"]
+    assert await ids(queue, max_jobs=200, size=_weight) == ["small"]
+
+
+async def test_get_by_size_takes_high_priority_first(queue: Queue) -> None:
+    await queue.put("work", {"weight": 50}, job_id="low", priority=2)
+    await queue.put("work", {"weight": 30}, job_id="normal", priority=1)
+    await queue.put("work", {"weight": 180}, job_id="high", priority=0)
+
+    assert await ids(queue, max_jobs=200, size=_weight) == ["high"]
+    assert await ids(queue, max_jobs=200, size=_weight) == ["normal", "low"]
+
+
 async def test_queues_are_isolated_by_name(queue: Queue) -> None:
     await queue.put("deliver.email", {}, job_id="j1")
 

@@ -90,6 +90,34 @@ async def test_batches_hold_at_most_batch_jobs(db: Database, queue: SqliteQueue)
     assert sizes == [2, 2, 1] and _seen(db) == [0, 1, 2, 3, 4]
 
 
+async def test_with_size_batches_hold_at_most_batch_by_size_not_by_count(
+    db: Database, queue: SqliteQueue
+) -> None:
+    # Routing jobs name up to 200 notifications each: 200 such jobs must not be one batch.
+    sizes: list[int] = []
+    all_done = asyncio.Event()
+
+    def record(conn: Connection, payloads: list[dict[str, Any]]) -> int:
+        return _record(conn, [{"n": n} for p in payloads for n in p["ns"]])
+
+    async def after(handled: int) -> None:
+        sizes.append(handled)
+        if sum(sizes) == 31:
+            all_done.set()
+
+    # Sizes 6, 6, 3, 1 and 15, into batches of at most 10: the 15 goes alone.
+    runs = [range(0, 6), range(6, 12), range(12, 15), range(15, 16), range(16, 31)]
+    await queue.put_many([NewJob("work", {"ns": list(r)}, f"j{r[0]}") for r in runs])
+    worker = DirectWorker(queue, db, "work", record, after, batch=10, size=lambda p: len(p["ns"]))
+    worker.start()
+    try:
+        await asyncio.wait_for(all_done.wait(), 5)
+    finally:
+        await worker.stop()
+
+    assert sizes == [6, 10, 15] and _seen(db) == list(range(31))
+
+
 async def test_a_failing_handler_writes_nothing_and_its_jobs_come_back_later(
     db: Database, queue: SqliteQueue
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from sqlalchemy import Connection
 
 from tidings.pipeline.batcher import Batcher
-from tidings.queue.base import Job, Queue
+from tidings.queue.base import Job, Queue, Sizer
 from tidings.queue.sqlite import SqliteQueue
 from tidings.store.database import Database, sqlite_connection
 
@@ -42,7 +42,8 @@ def infrastructure_backoff(attempts: int) -> float:
 
 
 class Worker:
-    """Up to `concurrency` batches of at most `batch` jobs of one queue at a time.
+    """Up to `concurrency` batches of at most `batch` jobs of one queue at a time; with
+    `size`, of jobs whose sizes add up to at most `batch` (see `Queue.get`).
 
     A batch is acked only after its handler returned, so a crash mid-batch hands its jobs out
     again; handlers are idempotent. Under load batches fill up and one transaction serves
@@ -50,12 +51,20 @@ class Worker:
     """
 
     def __init__(
-        self, queue: Queue, name: str, handler: Handler, *, concurrency: int = 1, batch: int = 1
+        self,
+        queue: Queue,
+        name: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        batch: int = 1,
+        size: Sizer | None = None,
     ) -> None:
         self.queue = queue
         self.name = name
         self.handler = handler
         self.batch = batch
+        self.size = size
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self.concurrency = concurrency
@@ -81,11 +90,14 @@ class Worker:
             await self._slots.acquire()
             free = 1
             # Claim work for every free slot at once: one claim transaction, not one per job.
-            while not self._slots.locked() and free < self.concurrency:
+            # By size, one slot per claim: jobs of uneven sizes do not split evenly into
+            # batches, and the bound must hold for each (a job weighs at least 1, so what one
+            # claim returns is one batch).
+            while self.size is None and not self._slots.locked() and free < self.concurrency:
                 await self._slots.acquire()
                 free += 1
             try:
-                jobs = await self.queue.get(self.name, max_jobs=free * self.batch)
+                jobs = await self.queue.get(self.name, max_jobs=free * self.batch, size=self.size)
             except asyncio.CancelledError:
                 self._release(free)
                 raise
@@ -135,6 +147,10 @@ class DirectWorker(Generic[R]):
     or ack transaction of its own, and no hop between them. `after` gets what the handler
     returned, once that transaction committed, on the event loop.
 
+    A batch holds at most `batch` jobs or, with `size`, jobs whose sizes add up to at most
+    `batch` (and always one, however large): what a transaction can take is bounded by the
+    work the jobs carry, not by their number.
+
     A handler that raises rolls its batch back, and the jobs are retried after
     `infrastructure_backoff`, as Worker does; a crash rolls it back and they are due at once.
     """
@@ -148,6 +164,7 @@ class DirectWorker(Generic[R]):
         after: Callable[[R], Awaitable[None]],
         *,
         batch: int,
+        size: Sizer | None = None,
     ) -> None:
         self.queue = queue
         self.db = db
@@ -155,6 +172,7 @@ class DirectWorker(Generic[R]):
         self.handler = handler
         self.after = after
         self.batch = batch
+        self.size = size
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -205,7 +223,7 @@ class DirectWorker(Generic[R]):
     def _round(self, conn: Connection, taken: list[Job]) -> tuple[R | None, float | None]:
         raw = sqlite_connection(conn)
         assert raw is not None, "DirectWorker needs the store on SQLite"
-        jobs, next_due = self.queue.take_within(raw, self.name, self.batch)
+        jobs, next_due = self.queue.take_within(raw, self.name, self.batch, size=self.size)
         if not jobs:
             return None, next_due
         taken += jobs

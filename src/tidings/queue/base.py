@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# A job's payload → how much of a batch it takes (routing jobs name up to 200 notifications).
+Sizer = Callable[[dict[str, Any]], int]
 
 
 @dataclass(slots=True)
@@ -17,6 +20,31 @@ class Job:
     priority: int = 1  # 0 high, 1 normal, 2 low: smaller runs first
     attempts: int = 0  # how many times it was handed out before this time
     receipt: Any = field(default=None, repr=False)  # backend's handle for ack/retry
+
+
+@dataclass(slots=True)
+class Budget:
+    """What is left of a `get`'s `max_jobs` while its jobs are taken in turn: each job counts
+    as 1, or as its `size` when one is given (see `Queue.get`)."""
+
+    room: int
+    size: Sizer | None = None
+    taken: int = 0
+
+    def take(self, payload: dict[str, Any]) -> bool:
+        """Count in the next job in turn if it fits; the first always does. One that does not
+        fit fills the budget: taking a later job before it would take it out of turn."""
+        weight = 1 if self.size is None else max(1, self.size(payload))
+        if self.taken and weight > self.room:
+            self.room = 0
+            return False
+        self.room -= weight
+        self.taken += 1
+        return True
+
+    @property
+    def full(self) -> bool:
+        return self.room <= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +81,19 @@ class Queue(Protocol):
         ...
 
     async def get(
-        self, queue: str, *, max_jobs: int = 1, timeout: float | None = None
+        self,
+        queue: str,
+        *,
+        max_jobs: int = 1,
+        timeout: float | None = None,
+        size: Sizer | None = None,
     ) -> list[Job]:
-        """Up to `max_jobs` due jobs, highest priority then oldest first; [] on timeout."""
+        """Up to `max_jobs` due jobs, highest priority then oldest first; [] on timeout.
+
+        With `size`, `max_jobs` bounds the sum of the jobs' sizes (each at least 1) instead
+        of their number: the first job that would pass it ends the batch (none is taken out
+        of turn), and the first job is taken however large (none is stuck).
+        """
         ...
 
     async def ack(self, jobs: list[Job]) -> None:

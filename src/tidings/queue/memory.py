@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from tidings.queue.base import Job, NewJob
+from tidings.queue.base import Budget, Job, NewJob, Sizer
 
 PRIORITIES = (0, 1, 2)
 
@@ -85,6 +85,7 @@ class MemoryQueue:
         *,
         max_jobs: int = 1,
         timeout: float | None = None,
+        size: Sizer | None = None,
     ) -> list[Job]:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
@@ -92,7 +93,7 @@ class MemoryQueue:
         lane = self._lane(queue)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            jobs = self._take(queue, lane, max_jobs)
+            jobs = self._take(queue, lane, max_jobs, size)
             if jobs or self._closed:
                 return jobs
             now = time.monotonic()
@@ -161,7 +162,7 @@ class MemoryQueue:
         entry.version += 1
         heapq.heappush(lane.later, (entry.due, entry.seq, entry.version, entry.id))
 
-    def _take(self, queue: str, lane: _Lane, max_jobs: int) -> list[Job]:
+    def _take(self, queue: str, lane: _Lane, max_jobs: int, size: Sizer | None) -> list[Job]:
         now = time.monotonic()
         while lane.later and lane.later[0][0] <= now:
             due, seq, version, job_id = heapq.heappop(lane.later)
@@ -169,17 +170,22 @@ class MemoryQueue:
             if entry and entry.version == version:
                 heapq.heappush(lane.ready, (entry.priority, due, seq, version, job_id))
         jobs: list[Job] = []
-        while lane.ready and len(jobs) < max_jobs:
-            *_, version, job_id = heapq.heappop(lane.ready)
+        budget = Budget(max_jobs, size)
+        while lane.ready and not budget.full:
+            *_, version, job_id = lane.ready[0]
             entry = lane.jobs.get(job_id)
             if entry is None or entry.version != version:
+                heapq.heappop(lane.ready)
                 continue
+            payload = msgspec.json.decode(entry.payload)
+            if not budget.take(payload):
+                break  # the next in turn does not fit: it leads the next batch
+            heapq.heappop(lane.ready)
             if entry.token is not None:  # its lease ran out: this is another attempt
                 entry.attempts += 1
             entry.token = next(self._tokens)
             entry.due = now + self.lease
             self._schedule(lane, entry)
-            payload = msgspec.json.decode(entry.payload)
             jobs.append(Job(entry.id, queue, payload, entry.priority, entry.attempts, entry.token))
         return jobs
 

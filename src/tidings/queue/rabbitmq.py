@@ -26,7 +26,7 @@ from aio_pika.exceptions import AMQPConnectionError, ChannelInvalidStateError
 from aiormq.abc import AbstractChannel as AbstractRawChannel
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from tidings.queue.base import Job, NewJob
+from tidings.queue.base import Budget, Job, NewJob, Sizer
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +142,22 @@ class RabbitQueue:
     # `timeout=0` asks what is ready now: jobs not yet pushed to this process are fetched
     # with basic.get, level by level. Any other timeout waits on the consumers' pushes.
     async def get(
-        self, queue: str, *, max_jobs: int = 1, timeout: float | None = None
+        self,
+        queue: str,
+        *,
+        max_jobs: int = 1,
+        timeout: float | None = None,
+        size: Sizer | None = None,
     ) -> list[Job]:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         lane = await self._lane(queue)
         if timeout is not None and timeout <= 0:
-            return await self._take_now(queue, lane, max_jobs)
+            return await self._take_now(queue, lane, Budget(max_jobs, size))
         await self._consume(queue, lane)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
-            jobs = self._take(queue, lane, max_jobs)
+            jobs = self._take(queue, lane, Budget(max_jobs, size))
             if jobs:
                 return jobs
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -372,30 +377,44 @@ class RabbitQueue:
 
             await queue.consume(pushed)
 
-    async def _take_now(self, name: str, lane: _Lane, max_jobs: int) -> list[Job]:
+    async def _take_now(self, name: str, lane: _Lane, budget: Budget) -> list[Job]:
         jobs: list[Job] = []
         for priority, queue in enumerate(lane.queues):
-            jobs += self._take(name, lane, max_jobs - len(jobs), levels=(priority,))
-            while len(jobs) < max_jobs:
+            jobs += self._take(name, lane, budget, levels=(priority,))
+            while not budget.full:
                 message = await queue.get(no_ack=False, fail=False)
                 if message is None:
                     break
-                if not await self._early(name, priority, message):
-                    jobs.append(_job(name, priority, message))
+                if await self._early(name, priority, message):
+                    continue
+                job = _job(name, priority, message)
+                if not budget.take(job.payload):
+                    # Too large for this batch: it waits at the head of this process's
+                    # buffer, where the next get takes it first.
+                    lane.buffers[priority].appendleft(message)
+                    break
+                jobs.append(job)
+            if budget.full:
+                break
         return jobs
 
     def _take(
-        self, name: str, lane: _Lane, max_jobs: int, levels: tuple[int, ...] = (0, 1, 2)
+        self, name: str, lane: _Lane, budget: Budget, levels: tuple[int, ...] = (0, 1, 2)
     ) -> list[Job]:
         jobs: list[Job] = []
         for priority in levels:
             buffer = lane.buffers[priority]
-            while buffer and len(jobs) < max_jobs:
-                message = buffer.popleft()
+            while buffer and not budget.full:
                 # A delivery from before a reconnect can no longer be acked; the broker has
                 # already put it back and will push it again.
-                if not _stale(message):
-                    jobs.append(_job(name, priority, message))
+                if _stale(buffer[0]):
+                    buffer.popleft()
+                    continue
+                job = _job(name, priority, buffer[0])
+                if not budget.take(job.payload):
+                    return jobs  # the next in turn does not fit: it leads the next batch
+                buffer.popleft()
+                jobs.append(job)
         return jobs
 
     async def _early(self, name: str, priority: int, message: AbstractIncomingMessage) -> bool:

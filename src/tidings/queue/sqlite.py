@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tidings.queue.base import Job, NewJob
+from tidings.queue.base import Budget, Job, NewJob, Sizer
 from tidings.sqlite_thread import in_writer
 
 PRIORITIES = (0, 1, 2)
@@ -160,6 +160,7 @@ class SqliteQueue:
         *,
         max_jobs: int = 1,
         timeout: float | None = None,
+        size: Sizer | None = None,
     ) -> list[Job]:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
@@ -171,7 +172,7 @@ class SqliteQueue:
             wake = self.waker(queue)
             # The claim runs to its end on the writer thread even if our caller is cancelled;
             # jobs claimed for a cancelled caller come back when their lease runs out.
-            jobs, next_due = await self._run(lambda db: self._claim(db, queue, max_jobs))
+            jobs, next_due = await self._run(lambda db: self._claim(db, queue, max_jobs, size))
             if jobs or self._closed:
                 return jobs
             now = loop.time()
@@ -199,15 +200,16 @@ class SqliteQueue:
         await _wait(wake, sleep)
 
     def take_within(
-        self, db: sqlite3.Connection, queue: str, max_jobs: int
+        self, db: sqlite3.Connection, queue: str, max_jobs: int, *, size: Sizer | None = None
     ) -> tuple[list[Job], float | None]:
         """Up to `max_jobs` due jobs, read inside a write transaction someone else holds on
-        this queue's file (`db`); when there are none, also when the next is due.
+        this queue's file (`db`); when there are none, also when the next is due. With
+        `size`, `max_jobs` bounds the sum of the jobs' sizes, as in `get`.
 
         They are not leased: the holder removes them with `ack_within` in that transaction,
         or its rollback leaves them due. `retry` gives them back with a delay as usual.
         """
-        jobs = [job for _, job in self._due(db, queue, max_jobs)]
+        jobs = [job for _, job in self._due(db, queue, max_jobs, size)]
         return jobs, None if jobs else self._next_due(db, queue)
 
     def ack_within(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
@@ -292,7 +294,7 @@ class SqliteQueue:
         return self._db
 
     def _claim(
-        self, db: sqlite3.Connection, queue: str, max_jobs: int
+        self, db: sqlite3.Connection, queue: str, max_jobs: int, size: Sizer | None
     ) -> tuple[list[Job], float | None]:
         """Lease up to `max_jobs` due jobs; when there are none, also say when the next is due."""
         lease_until = time.time() + self.lease
@@ -302,7 +304,7 @@ class SqliteQueue:
         try:
             jobs: list[Job] = []
             leases: list[tuple[float, float, str, int, int]] = []
-            for rowid, job in self._due(db, queue, max_jobs):
+            for rowid, job in self._due(db, queue, max_jobs, size):
                 again = int(job.receipt is not None)  # in job.attempts already; the row too
                 job.receipt = uuid.uuid4().hex
                 leases.append((lease_until, lease_until, job.receipt, again, rowid))
@@ -320,20 +322,28 @@ class SqliteQueue:
         return jobs, next_due
 
     @staticmethod
-    def _due(db: sqlite3.Connection, queue: str, max_jobs: int) -> list[tuple[int, Job]]:
+    def _due(
+        db: sqlite3.Connection, queue: str, max_jobs: int, size: Sizer | None = None
+    ) -> list[tuple[int, Job]]:
         """Up to `max_jobs` due jobs with their rowids, highest priority then oldest first;
-        each job's receipt is the lease id it still carries (None when it has none)."""
+        each job's receipt is the lease id it still carries (None when it has none).
+
+        With `size`, `max_jobs` bounds the sum of their sizes (see `Queue.get`).
+        """
         now = time.time()
         found: list[tuple[int, Job]] = []
+        budget = Budget(max_jobs, size)
         for priority in PRIORITIES:
-            params = (queue, priority, now, max_jobs - len(found))
+            params = (queue, priority, now, budget.room)  # each job counts at least 1
             for rowid, job_id, payload, prio, attempts, lease_id in db.execute(_DUE, params):
                 # A job still carrying a lease id was taken and never given back: count it.
                 again = int(lease_id is not None)
                 body = msgspec.json.decode(payload)
+                if not budget.take(body):
+                    return found  # the next in turn does not fit: it leads the next batch
                 found.append((rowid, Job(job_id, queue, body, prio, attempts + again, lease_id)))
-            if len(found) >= max_jobs:
-                break
+                if budget.full:
+                    return found
         return found
 
     @staticmethod
