@@ -24,8 +24,8 @@ from tests.live import TIDINGS, free_port, run_cli
 from tests.services import POSTGRES_URL, RABBITMQ_URL, REDIS_URL, require_tcp
 from tests.tcp_proxy import TcpProxy
 from tidings.domain.models import Channel
-from tidings.pipeline.accept import ROUTE_QUEUE
 from tidings.pipeline.route import deliver_queue
+from tidings.pipeline.route_jobs import ROUTE_QUEUE
 from tidings.pipeline.status_webhooks import STATUS_QUEUE
 from tidings.queue.rabbitmq import BUCKETS_MS, LEVELS
 

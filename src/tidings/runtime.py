@@ -26,12 +26,13 @@ from tidings.domain.models import Channel
 from tidings.limits.providers import ProviderLimits
 from tidings.limits.registry import limits_url, open_limiter
 from tidings.metrics import Counts, Metrics, read_gauges
-from tidings.pipeline.accept import ROUTE_QUEUE, Acceptor
+from tidings.pipeline.accept import Acceptor
 from tidings.pipeline.deliver import ProviderDelivery, UnsubscribeLinks
 from tidings.pipeline.push import PushDelivery
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import DirectJobs, JobPath, Relay
 from tidings.pipeline.route import Router, deliver_queue
+from tidings.pipeline.route_jobs import ROUTE_QUEUE, job_size
 from tidings.pipeline.status_events import StatusEvents
 from tidings.pipeline.status_webhooks import STATUS_QUEUE, StatusWebhooks
 from tidings.pipeline.worker import Consumer, DirectWorker, Worker
@@ -44,7 +45,7 @@ from tidings.store.notifications import IDEMPOTENCY_WINDOW
 from tidings.store.store import Store
 
 log = logging.getLogger(__name__)
-BATCH = 200  # routing jobs per transaction, at most
+BATCH = 200  # notifications per routing transaction, at most (a job names up to 200)
 
 
 def job_path(store: Store, queue: Queue) -> JobPath:
@@ -74,7 +75,7 @@ class Runtime:
         self.jobs = job_path(self.store, self.queue)
         self.metrics = Metrics()
         self.acceptor = Acceptor(self.store.notifications, self.jobs)
-        self.router = Router(self.store, self.jobs, self.hub, metrics=self.metrics)
+        self.router = Router(self.store, self.jobs, self.hub, metrics=self.metrics, batch=BATCH)
         self.auth = Authenticator(self.store.keys, settings.subscriber_secret)
         self.limiter = open_limiter(
             limits_url(settings.limits_url, settings.bus_url), prefix=f"{settings.namespace}:limits"
@@ -157,9 +158,10 @@ class Runtime:
         await self.delivery.start()
 
     def _route_worker(self) -> Consumer:
-        """Routing, which also delivers in_app (pipeline/route.py). On the embedded SQLite
-        queue a batch is taken, routed and acked in one transaction; elsewhere two batches
-        are in flight, each routed in a transaction of its own."""
+        """Routing, which also delivers in_app (pipeline/route.py). A batch holds up to BATCH
+        notifications, however many jobs name them. On the embedded SQLite queue a batch is
+        taken, routed and acked in one transaction; elsewhere two batches are in flight, each
+        routed in a transaction of its own."""
         if isinstance(self.jobs, DirectJobs):
             return DirectWorker(
                 self.jobs.queue,
@@ -168,8 +170,11 @@ class Runtime:
                 self.router.route,
                 self.router.announce,
                 batch=BATCH,
+                size=job_size,  # a job names up to 200 notifications: count those
             )
-        return Worker(self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH)
+        return Worker(
+            self.queue, ROUTE_QUEUE, self.router.handle, concurrency=2, batch=BATCH, size=job_size
+        )
 
     async def _delivery_workers(self) -> list[Worker]:
         """One pool per provider channel, each with its own concurrency, so a dead email

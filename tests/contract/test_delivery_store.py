@@ -22,7 +22,7 @@ async def _webhook_delivery(store: Store, content: dict[str, Any] | None = None)
         content={"title": "t"},
         created_at=datetime.now(UTC),
     )
-    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {})])
     delivery = Delivery(id=new_id(), notification_id=n.id, user_id="u1", channel=Channel.WEBHOOK)
     plan = RoutingPlan(n.id, [(delivery, content or {"title": "Shipped"})], [])
     assert await store.notifications.record_routing([plan])

@@ -30,7 +30,7 @@ async def _accepted(store: Store, count: int) -> list[str]:
     ids = []
     for _ in range(count):
         n = _notification()
-        await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {"id": n.id}))])
+        await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {"id": n.id})])
         ids.append(f"route:{n.id}")
     return ids
 
@@ -94,7 +94,7 @@ async def test_idempotency_cleanup_is_skipped_while_another_process_runs_it(stor
     n = _notification()
     claim = IdempotencyClaim("o", "k", "h", {})
     await store.notifications.accept(
-        [(n, OutboxJob("route", f"route:{n.id}", {}))], idempotency=claim
+        [n], [OutboxJob("route", f"route:{n.id}", {})], idempotency=claim
     )
     later = datetime.now(UTC) + timedelta(seconds=1)
     async with store.db.held() as other_process:

@@ -16,7 +16,7 @@ async def _sent(store: Store, *channels: tuple[Channel, DeliveryStatus]) -> Noti
     n = Notification(
         id=new_id(), user_id="u1", category="news", content={}, created_at=datetime.now(UTC)
     )
-    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {})])
     made = [
         (Delivery(new_id(), n.id, n.user_id, channel, status=status), None)
         for channel, status in channels

@@ -52,7 +52,7 @@ def _in_app_plan(n: Notification) -> RoutingPlan:
 
 async def _deliver(store: Store, user_id: str = "u1") -> InboxItem:
     n = _notification(user_id)
-    await store.notifications.accept([(n, _job(n))])
+    await store.notifications.accept([n], [_job(n)])
     plan = _in_app_plan(n)
     routed = await store.notifications.record_routing([plan])
     assert routed.ids == [n.id] and routed.items == plan.inbox
@@ -61,7 +61,7 @@ async def _deliver(store: Store, user_id: str = "u1") -> InboxItem:
 
 async def test_accept_creates_a_bare_user_and_an_outbox_job(store: Store):
     n = _notification("newcomer")
-    assert await store.notifications.accept([(n, _job(n))]) is None
+    assert await store.notifications.accept([n], [_job(n)]) is None
     assert (await store.users.get("newcomer")) is not None
     jobs = await store.notifications.take_outbox(10)
     assert [j.job_id for j in jobs] == [f"route:{n.id}"]
@@ -72,9 +72,9 @@ async def test_accept_creates_a_bare_user_and_an_outbox_job(store: Store):
 async def test_idempotency_returns_the_first_answer(store: Store):
     first, second = _notification(), _notification()
     claim = IdempotencyClaim("key1", "k", "hash-a", {"id": first.id})
-    assert await store.notifications.accept([(first, _job(first))], idempotency=claim) is None
+    assert await store.notifications.accept([first], [_job(first)], idempotency=claim) is None
     replay = await store.notifications.accept(
-        [(second, _job(second))], idempotency=IdempotencyClaim("key1", "k", "hash-b", {})
+        [second], [_job(second)], idempotency=IdempotencyClaim("key1", "k", "hash-b", {})
     )
     assert replay is not None and replay.response == {"id": first.id}
     assert replay.request_hash == "hash-a"
@@ -84,11 +84,11 @@ async def test_idempotency_returns_the_first_answer(store: Store):
 async def test_idempotency_keys_are_per_owner(store: Store):
     a, b = _notification(), _notification()
     await store.notifications.accept(
-        [(a, _job(a))], idempotency=IdempotencyClaim("o1", "k", "h", {})
+        [a], [_job(a)], idempotency=IdempotencyClaim("o1", "k", "h", {})
     )
     assert (
         await store.notifications.accept(
-            [(b, _job(b))], idempotency=IdempotencyClaim("o2", "k", "h", {})
+            [b], [_job(b)], idempotency=IdempotencyClaim("o2", "k", "h", {})
         )
         is None
     )
@@ -96,7 +96,7 @@ async def test_idempotency_keys_are_per_owner(store: Store):
 
 async def test_routing_happens_once(store: Store):
     n = _notification()
-    await store.notifications.accept([(n, _job(n))])
+    await store.notifications.accept([n], [_job(n)])
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
     first = await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])])
     assert first.ids == [n.id]
@@ -111,7 +111,7 @@ async def test_routing_happens_once(store: Store):
 
 async def test_cancel_before_routing_stops_routing(store: Store):
     n = _notification()
-    await store.notifications.accept([(n, _job(n))])
+    await store.notifications.accept([n], [_job(n)])
     assert await store.notifications.cancel(n.id) == 0
     d = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.IN_APP)
     assert (await store.notifications.record_routing([RoutingPlan(n.id, [(d, {})], [])])).ids == []
@@ -213,7 +213,7 @@ async def test_setting_is_stored_once(store: Store):
 async def test_old_idempotency_records_are_forgotten(store: Store):
     n = _notification()
     await store.notifications.accept(
-        [(n, _job(n))], idempotency=IdempotencyClaim("o", "k", "h", {})
+        [n], [_job(n)], idempotency=IdempotencyClaim("o", "k", "h", {})
     )
     assert (
         await store.notifications.forget_idempotency_before(

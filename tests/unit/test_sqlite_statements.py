@@ -74,7 +74,7 @@ async def test_routing_stores_the_rows_sqlalchemy_would(store: Store, tmp_path: 
     n = Notification(
         id=new_id(), user_id="u1", category="news", content={"title": "t"}, created_at=None
     )
-    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {})])
     in_app = Delivery(
         id=new_id(),
         notification_id=n.id,
@@ -131,7 +131,7 @@ async def test_routing_reads_what_sqlalchemy_reads(store: Store) -> None:
         schedule_at=datetime(2026, 11, 21, 5, 0, 0, 123, tzinfo=UTC),
         created_at=datetime.now(UTC),
     )
-    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {})])
     await store.users.upsert(User("u1", email="a@example.com", locale="fr", data={"k": [1]}))
     await store.users.set_preferences("u1", Preferences({"email": False}, {"news": {"sms": True}}))
     device = await store.users.add_device(
@@ -149,7 +149,7 @@ async def test_routing_reads_what_sqlalchemy_reads(store: Store) -> None:
 
 async def test_a_json_column_left_null_reads_as_none_as_with_sqlalchemy(store: Store) -> None:
     n = Notification(id=new_id(), user_id="u1", category="news", content={"title": "t"})
-    await store.notifications.accept([(n, OutboxJob("route", f"route:{n.id}", {}))])
+    await store.notifications.accept([n], [OutboxJob("route", f"route:{n.id}", {})])
     with closing(sqlite3.connect(store.db.path)) as db, db:
         db.execute("UPDATE notifications SET content = NULL, channels = NULL")
 

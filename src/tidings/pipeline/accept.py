@@ -1,4 +1,4 @@
-"""Accepting notifications: validate, store with their routing job in one transaction, answer."""
+"""Accepting notifications: validate, store with their routing jobs in one transaction, answer."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Any
 from tidings.domain.ids import new_id
 from tidings.domain.models import Notification, NotificationStatus, Priority
 from tidings.pipeline.relay import JobPath
-from tidings.store.notifications import IdempotencyClaim, NotificationStore, OutboxJob
-
-ROUTE_QUEUE = "route"
+from tidings.pipeline.route_jobs import route_jobs
+from tidings.store.notifications import IdempotencyClaim, NotificationStore
 
 
 @dataclass(slots=True)
@@ -36,16 +35,6 @@ class IdempotencyConflict(Exception):
 
 def request_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-def route_job(notification: Notification) -> OutboxJob:
-    return OutboxJob(
-        queue=ROUTE_QUEUE,
-        job_id=f"route:{notification.id}",
-        payload={"notification_id": notification.id},
-        priority=notification.priority.rank,
-        available_at=notification.schedule_at,
-    )
 
 
 def answer(notification: Notification, channels: list[str]) -> dict[str, Any]:
@@ -102,9 +91,7 @@ class Acceptor:
         # Idempotent requests commit alone: their answer depends on what the key holds.
         owner, key, body = idempotency
         claim = IdempotencyClaim(owner, key, request_hash(body), answers[0])
-        earlier = await self.notifications.accept(
-            [(n, route_job(n)) for n in built], idempotency=claim
-        )
+        earlier = await self.notifications.accept(built, route_jobs(built), idempotency=claim)
         if earlier is not None:
             if earlier.request_hash != claim.request_hash:
                 raise IdempotencyConflict(claim.key)
@@ -128,9 +115,11 @@ class Acceptor:
                 while self._waiting and (not group or size < self.group_limit):
                     group.append(self._waiting.pop(0))
                     size += len(group[-1][0])
-                items = [(n, route_job(n)) for ns, _ in group for n in ns]
+                # One routing job per priority and schedule for the whole group, not one
+                # per notification: see pipeline/route_jobs.py.
+                items = [n for ns, _ in group for n in ns]
                 try:
-                    await self.notifications.accept(items)
+                    await self.notifications.accept(items, route_jobs(items))
                 except Exception as exc:
                     for _, done in group:
                         if not done.done():

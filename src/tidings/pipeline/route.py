@@ -16,6 +16,7 @@ the channels that talk to a provider each get a queue, so a slow provider holds 
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -43,6 +44,7 @@ from tidings.metrics import Metrics
 from tidings.pipeline.events import Event
 from tidings.pipeline.realtime import Hub
 from tidings.pipeline.relay import JobPath
+from tidings.pipeline.route_jobs import all_ids
 from tidings.store.notifications import OutboxJob, Routed, RoutingPlan
 from tidings.store.store import Store
 from tidings.store.templates import active_within
@@ -100,22 +102,40 @@ Routing = tuple[list[RoutingPlan], Routed]  # what was planned, and what of it w
 
 
 class Router:
-    def __init__(self, store: Store, jobs: JobPath, hub: Hub, *, metrics: Metrics) -> None:
+    """Routes the notifications that routing jobs name (pipeline/route_jobs.py), at most
+    `batch` to a transaction."""
+
+    def __init__(
+        self, store: Store, jobs: JobPath, hub: Hub, *, metrics: Metrics, batch: int = 200
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.hub = hub
         self.metrics = metrics
+        self.batch = batch
 
     async def handle(self, payloads: list[dict[str, Any]]) -> None:
-        """Route a batch of notifications in one transaction; then tell the open connections
-        about the inbox items it stored."""
-        routing = await self.store.db.write(lambda conn: self.route(conn, payloads), durable=False)
-        await self.announce(routing)
+        """Route the jobs' notifications, `batch` to a transaction however many jobs came
+        (each may name hundreds); after each, tell the open connections about the inbox
+        items it stored."""
+        ids = all_ids(payloads)
+        for start in range(0, len(ids), self.batch):
+            chunk = partial(self.route_ids, ids=ids[start : start + self.batch])
+            routing = await self.store.db.write(chunk, durable=False)
+            await self.announce(routing)
 
     def route(self, conn: Connection, payloads: list[dict[str, Any]]) -> Routing:
+        """Route the notifications routing jobs name, inside the caller's transaction; the
+        caller bounds how many (DirectWorker: by `route_jobs.job_size`)."""
+        return self.route_ids(conn, all_ids(payloads))
+
+    def route_ids(self, conn: Connection, ids: list[str]) -> Routing:
         """Read, plan and record a batch inside the caller's transaction: three reads and one
-        write, whatever its size."""
-        pending = self.store.notifications.pending(conn, [p["notification_id"] for p in payloads])
+        write, whatever its size. Ids already routed or canceled are skipped, so a job run
+        again does nothing."""
+        if not ids:
+            return [], Routed()
+        pending = self.store.notifications.pending(conn, ids)
         if not pending:
             return [], Routed()
         profiles, devices = profiles_within(conn, sorted({n.user_id for n in pending}))

@@ -296,11 +296,12 @@ class NotificationStore:
 
     async def accept(
         self,
-        items: Sequence[tuple[Notification, OutboxJob]],
+        items: Sequence[Notification],
+        jobs: Sequence[OutboxJob],
         *,
         idempotency: IdempotencyClaim | None = None,
     ) -> IdempotentReplay | None:
-        """Store notifications with their routing jobs, all or nothing.
+        """Store notifications with the jobs that route them, all or nothing.
 
         Unknown users are created bare. With `idempotency`, a live record for the same key wins:
         nothing is stored and the earlier answer is returned for the caller to compare.
@@ -327,8 +328,8 @@ class NotificationStore:
                         created_at=now,
                     )
                 )
-            _insert_accepted(conn, [n for n, _ in items], now)
-            self.write_jobs(conn, [job for _, job in items])
+            _insert_accepted(conn, items, now)
+            self.write_jobs(conn, jobs)
             return None
 
         return await self.db.write(work)
