@@ -53,6 +53,10 @@ _NEXT_DUE = " UNION ALL ".join(
     f"SELECT MIN(available_at) FROM queue_jobs WHERE queue = :queue AND priority = {p}"
     for p in PRIORITIES
 )
+# The lease id must match: after a lease expired and another worker took the job, a late
+# ack from the first one must not remove it from under the new holder. IS, not =: a job
+# from take_within carries no lease (None), and must match too.
+_ACK = "DELETE FROM queue_jobs WHERE queue = ? AND id = ? AND lease_id IS ?"
 _STATS = """
 SELECT queue,
        SUM(available_at <= :now),
@@ -213,22 +217,16 @@ class SqliteQueue:
         return jobs, None if jobs else self._next_due(db, queue)
 
     def ack_within(self, db: sqlite3.Connection, jobs: list[Job]) -> None:
-        """Remove jobs taken by `take_within`, in the same transaction."""
-        db.executemany(
-            "DELETE FROM queue_jobs WHERE queue = ? AND id = ?", [(j.queue, j.id) for j in jobs]
-        )
+        """`ack` inside a write transaction someone else holds on this queue's file (`db`),
+        so the jobs go (or stay) with what it writes: those taken by `take_within`, and
+        leased ones from `get` whose lease is still theirs."""
+        db.executemany(_ACK, _held(jobs))
 
     async def ack(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        # The lease id must match: after a lease expired and another worker took the job,
-        # a late ack from the first one must not remove it from under the new holder.
-        rows = [(job.queue, job.id, job.receipt) for job in jobs]
-        await self._run(
-            lambda db: _transaction(
-                db, "DELETE FROM queue_jobs WHERE queue = ? AND id = ? AND lease_id = ?", rows
-            )
-        )
+        rows = _held(jobs)
+        await self._run(lambda db: _transaction(db, _ACK, rows))
 
     async def retry(self, job: Job, *, delay: float) -> None:
         row = (time.time() + max(0.0, delay), job.queue, job.id, job.receipt)
@@ -356,6 +354,11 @@ class SqliteQueue:
         event = self._wakers.pop(queue, None)
         if event is not None:
             event.set()
+
+
+def _held(jobs: list[Job]) -> list[tuple[str, str, str | None]]:
+    """Each job as _ACK matches it: its queue, id and the lease it was handed out with."""
+    return [(job.queue, job.id, job.receipt) for job in jobs]
 
 
 def _rows(jobs: list[NewJob]) -> list[tuple[Any, ...]]:
