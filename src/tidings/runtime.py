@@ -180,6 +180,8 @@ class Runtime:
         """One pool per provider channel, each with its own concurrency, so a dead email
         server never delays push or webhooks. One job per batch: sends are not batched."""
         self.providers = await open_providers(self.settings, self.store.keys.setting, self.vapid)
+        # On the embedded queue a delivery's job goes in its outcome's transaction.
+        direct = self.jobs if isinstance(self.jobs, DirectJobs) else None
         workers = []
         for channel, provider in self.providers.by_channel.items():
             # Push fans out to every device of the user; the others send once per delivery.
@@ -193,13 +195,15 @@ class Runtime:
                 events=self.status_events,
                 limits=self.provider_limits,
                 queue=self.queue,
+                acks=direct.ack_within if direct is not None else None,
             )
             self.deliverers[channel] = deliverer
             workers.append(
                 Worker(
                     self.queue,
                     deliver_queue(channel),
-                    deliverer.handle,
+                    None if direct is not None else deliverer.handle,
+                    finish=deliverer.finish if direct is not None else None,
                     concurrency=self.settings.concurrency(channel),
                     batch=1,
                 )

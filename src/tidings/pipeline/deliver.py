@@ -1,5 +1,6 @@
 """Provider delivery: send one pending delivery through its channel's provider, then record the
-attempt and its outcome (sent, failed, a retry job, or dead) in one transaction.
+attempt and its outcome (sent, failed, a retry job, or dead) in one transaction, which on the
+embedded queue also removes the job.
 
 Each job runs on its own, so a slow send holds nobody else's, but the jobs in flight share
 their reads and their writes: those that start together are read in one query, and the
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +28,15 @@ from tidings.pipeline.batcher import Batcher
 from tidings.pipeline.relay import JobPath
 from tidings.pipeline.route import deliver_queue
 from tidings.pipeline.status_events import StatusEvents, no_status_events
-from tidings.queue.base import Queue
+from tidings.queue.base import Job, Queue
 from tidings.store.deliveries import Attempt, Outcome, SendTarget, targets_within
 from tidings.store.notifications import OutboxJob
 from tidings.store.store import Store
 from tidings.store.users import Profiles, profiles_within
 
 log = logging.getLogger(__name__)
+# Removes finished jobs inside the caller's transaction, each only while its lease holds.
+AckWithin = Callable[[Connection, Sequence[Job]], None]
 ERROR_LIMIT = 1000  # characters of a provider's error kept per attempt
 
 
@@ -101,9 +105,13 @@ class ProviderDelivery:
         events: StatusEvents = no_status_events,
         limits: ProviderLimits | None = None,
         queue: Queue | None = None,
+        acks: AckWithin | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
+        # On the embedded queue (DirectJobs.ack_within): how `finish` removes a job in its
+        # outcome's transaction.
+        self.acks = acks
         self.provider = provider
         self.policy = policy
         self.unsubscribe = unsubscribe
@@ -124,8 +132,36 @@ class ProviderDelivery:
             *(self.deliver(p["delivery_id"], int(p.get("attempts", 0))) for p in payloads)
         )
 
+    async def finish(self, jobs: list[Job]) -> list[Job]:
+        """`handle` for the embedded queue (Worker's `finish`): each job is removed in the
+        transaction that records its outcome, if its lease is still this run's, so a crash
+        can keep neither without the other, and no ack transaction follows. Answers the jobs
+        that recorded nothing (nothing to send, or put off), for the worker to ack."""
+        if self.acks is None:
+            raise RuntimeError("finish needs acks: the embedded queue's ack_within")
+        if len(jobs) == 1:  # the usual batch: no task of its own needed
+            return [] if await self._finish_one(jobs[0]) else jobs
+        done = await asyncio.gather(*(self._finish_one(job) for job in jobs))
+        return [job for job, acked in zip(jobs, done, strict=True) if not acked]
+
+    async def _finish_one(self, job: Job) -> bool:
+        """Whether the job was acked with its outcome."""
+        payload = job.payload
+        outcome = await self._attempt(payload["delivery_id"], int(payload.get("attempts", 0)))
+        if outcome is None:
+            return False
+        await self._writes((outcome, job))
+        return True
+
     async def deliver(self, delivery_id: str, expected_attempts: int = 0) -> Delivery | None:
         """Send once and record how it went; None when there was nothing to send."""
+        outcome = await self._attempt(delivery_id, expected_attempts)
+        if outcome is None:
+            return None
+        return await self._writes((outcome, None))
+
+    async def _attempt(self, delivery_id: str, expected_attempts: int) -> Outcome | None:
+        """Send once, if there is something to send; how it went, to be recorded."""
         found = await self._reads(delivery_id)
         if found is None:
             return None  # erased with its user
@@ -159,7 +195,7 @@ class ProviderDelivery:
             duration_ms=round((time.perf_counter() - clock) * 1000),
             outcome="sent",
         )
-        return await self._writes(self._outcome(target, record, receipt, error))
+        return self._outcome(target, record, receipt, error)
 
     async def _read(
         self, delivery_ids: list[str]
@@ -183,8 +219,19 @@ class ProviderDelivery:
             found.append((target, user, devices.get(user_id, [])))
         return found
 
-    async def _write(self, outcomes: list[Outcome]) -> list[Delivery | None]:
-        recorded = await self.store.deliveries.record_many(outcomes, self.events)
+    async def _write(self, done: list[tuple[Outcome, Job | None]]) -> list[Delivery | None]:
+        """Outcomes in one transaction, which also removes the jobs given with them."""
+        outcomes = [outcome for outcome, _ in done]
+        finished = [job for _, job in done if job is not None]
+        within = None
+        if finished:
+            acks = self.acks
+            assert acks is not None  # only `finish` gives jobs, and it checked
+
+            def within(conn: Connection) -> None:
+                acks(conn, finished)
+
+        recorded = await self.store.deliveries.record_many(outcomes, self.events, within=within)
         if any(d is not None for d in recorded):
             self.jobs.wake()  # retry jobs, or status-webhook jobs, may have been written
         return recorded

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from tidings.channels.base import Message, PermanentError, Receipt, TransientError
 from tidings.channels.push import PushRouter
-from tidings.domain.models import Delivery, DeliveryStatus, Device
+from tidings.domain.models import DeliveryStatus, Device
 from tidings.domain.preferences import PUSH_PROVIDERS
 from tidings.pipeline.deliver import ERROR_LIMIT, ProviderDelivery, log, retry_job
 from tidings.store.deliveries import Attempt, Outcome, SendTarget
@@ -34,7 +34,7 @@ class DeviceResult:
 class PushDelivery(ProviderDelivery):
     """ProviderDelivery for the push channel: fans each delivery out to the user's devices."""
 
-    async def deliver(self, delivery_id: str, expected_attempts: int = 0) -> Delivery | None:
+    async def _attempt(self, delivery_id: str, expected_attempts: int) -> Outcome | None:
         target = await self.store.deliveries.target(delivery_id)
         if target is None:
             return None
@@ -56,11 +56,7 @@ class PushDelivery(ProviderDelivery):
         results = await asyncio.gather(
             *(self._send(dataclasses.replace(message, device=d), attempt) for d in devices)
         )
-        outcome = self._fan_in(target, attempt, list(results), done)
-        recorded = await self.store.deliveries.record(outcome, self.events)
-        if recorded is not None:
-            self.jobs.wake()
-        return recorded
+        return self._fan_in(target, attempt, list(results), done)
 
     async def _send(self, message: Message, attempt: int) -> DeviceResult:
         device = message.device

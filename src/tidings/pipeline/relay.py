@@ -2,7 +2,8 @@
 
 `Relay`: from the outbox table into any queue, afterwards (PostgreSQL with RabbitMQ).
 `DirectJobs`: straight into the SqliteQueue of the same file, in the same transaction
-(the embedded service), which spares two transactions per job and the relay's delay.
+(the embedded service), which spares two transactions per job and the relay's delay; and
+finished jobs out of it, in the transaction that records what they did.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from tidings.queue.base import NewJob, Queue
+from tidings.queue.base import Job, NewJob, Queue
 from tidings.queue.sqlite import SqliteQueue
+from tidings.store.database import sqlite_connection
 from tidings.store.notifications import NotificationStore, OutboxJob
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ def new_job(job: OutboxJob, now: datetime) -> NewJob:
 
 
 class DirectJobs:
-    """The store puts its jobs into the SqliteQueue inside its own transactions."""
+    """The store puts its jobs into the SqliteQueue inside its own transactions, and removes
+    the jobs it finishes there too."""
 
     def __init__(self, notifications: NotificationStore, queue: SqliteQueue) -> None:
         self.queue = queue
@@ -51,6 +54,14 @@ class DirectJobs:
         now = datetime.now(UTC)
         self.queue.put_within(conn.exec_driver_sql, [new_job(job, now) for job in jobs])
         self._written.update(job.queue for job in jobs)
+
+    def ack_within(self, conn: Connection, jobs: Sequence[Job]) -> None:
+        """Remove finished jobs inside the store's transaction (`conn`), each only while its
+        lease is still the one it was handed out with (SqliteQueue.ack_within)."""
+        raw = sqlite_connection(conn)
+        if raw is None:
+            raise RuntimeError("DirectJobs needs the store on SQLite")
+        self.queue.ack_within(raw, list(jobs))
 
     def wake(self) -> None:
         """After a commit: wake the workers of the queues that got jobs."""

@@ -23,6 +23,9 @@ from tidings.store.database import Database, sqlite_connection
 log = logging.getLogger(__name__)
 
 Handler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+# Runs jobs and acks those it can inside its own transactions; answers the rest, which the
+# worker then acks as it acks a Handler's.
+Finisher = Callable[[list[Job]], Awaitable[list[Job]]]
 R = TypeVar("R")
 
 
@@ -48,21 +51,28 @@ class Worker:
     A batch is acked only after its handler returned, so a crash mid-batch hands its jobs out
     again; handlers are idempotent. Under load batches fill up and one transaction serves
     many jobs; when idle each job goes alone, at once.
+
+    Give either `handler`, which gets the payloads, or `finish`, which gets the jobs and acks
+    what it can itself (the embedded queue's deliveries: in their outcome's transaction).
     """
 
     def __init__(
         self,
         queue: Queue,
         name: str,
-        handler: Handler,
+        handler: Handler | None = None,
         *,
+        finish: Finisher | None = None,
         concurrency: int = 1,
         batch: int = 1,
         size: Sizer | None = None,
     ) -> None:
+        if (handler is None) == (finish is None):
+            raise TypeError("Worker takes a handler or a finish, one of them")
         self.queue = queue
         self.name = name
         self.handler = handler
+        self._finish = finish if finish is not None else self._handle
         self.batch = batch
         self.size = size
         self._task: asyncio.Task[None] | None = None
@@ -117,20 +127,27 @@ class Worker:
         for _ in range(slots):
             self._slots.release()
 
+    async def _handle(self, jobs: list[Job]) -> list[Job]:
+        assert self.handler is not None
+        await self.handler([job.payload for job in jobs])
+        return jobs  # all of them left for us to ack
+
     async def _run(self, jobs: list[Job]) -> None:
         try:
-            await self.handler([job.payload for job in jobs])
+            left = await self._finish(jobs)
         except Exception:
+            # Retrying a job `finish` acked already changes nothing: its row is gone.
             log.exception("a batch of %d jobs on %s failed; retrying", len(jobs), self.name)
             for job in jobs:
                 with contextlib.suppress(Exception):
                     await self.queue.retry(job, delay=infrastructure_backoff(job.attempts))
         else:
             try:
-                await self._acks(jobs)
+                if left:
+                    await self._acks(left)
             except Exception:
                 log.exception(
-                    "could not ack %d jobs on %s; they will run again", len(jobs), self.name
+                    "could not ack %d jobs on %s; they will run again", len(left), self.name
                 )
         finally:
             self._slots.release()

@@ -141,9 +141,17 @@ class DeliveryStore:
         return (await self.record_many([outcome], events))[0]
 
     async def record_many(
-        self, outcomes: Sequence[Outcome], events: StatusHook
+        self,
+        outcomes: Sequence[Outcome],
+        events: StatusHook,
+        *,
+        within: Callable[[Connection], None] | None = None,
     ) -> list[Delivery | None]:
-        """`record` for many outcomes in one transaction, a handful of statements for all."""
+        """`record` for many outcomes in one transaction, a handful of statements for all.
+
+        `within` runs last in that transaction: on the embedded queue it removes the jobs
+        these outcomes finish, so an outcome and its job's removal commit (or vanish) together.
+        """
         now = datetime.now(UTC)
         attempts: list[AttemptRow] = [
             (
@@ -205,6 +213,8 @@ class DeliveryStore:
             for done in recorded:
                 if done is not None and (event := _EVENTS.get(done.status)) is not None:
                     events(conn, event, delivery_dict(done))
+            if within is not None:
+                within(conn)
             return recorded
 
         # Redone from its jobs after a crash, like the other pipeline steps: no fsync.
