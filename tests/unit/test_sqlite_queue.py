@@ -8,6 +8,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from tidings.queue.base import Job
 from tidings.queue.registry import open_queue
 from tidings.queue.sqlite import SqliteQueue
 
@@ -130,3 +131,29 @@ def test_sqlite_urls_name_relative_and_absolute_files() -> None:
     assert isinstance(relative, SqliteQueue) and relative.path == "./data/tidings.db"
     assert isinstance(absolute, SqliteQueue) and absolute.path == "/var/lib/tidings.db"
     assert absolute.lease == 5.0
+
+
+async def test_ack_within_removes_a_leased_job_only_while_its_lease_is_its_own(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tidings.db"
+    queue = SqliteQueue(path, lease=0.2)
+
+    def ack_within(job: Job) -> list[str]:
+        """ack_within in a transaction of our own on the file; the job ids left after it."""
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            queue.ack_within(db, [job])
+            db.execute("COMMIT")
+            return [i for (i,) in db.execute("SELECT id FROM queue_jobs")]
+
+    try:
+        await queue.put("work", {}, job_id="j1")
+        [first] = await queue.get("work", timeout=1)
+        await asyncio.sleep(0.3)  # its lease runs out; another holder takes it
+        [second] = await queue.get("work", timeout=1)
+
+        assert ack_within(first) == ["j1"]  # late: the job stays with its new holder
+        assert ack_within(second) == []
+    finally:
+        await queue.close()
