@@ -198,16 +198,12 @@ class Runtime:
                 acks=direct.ack_within if direct is not None else None,
             )
             self.deliverers[channel] = deliverer
-            workers.append(
-                Worker(
-                    self.queue,
-                    deliver_queue(channel),
-                    None if direct is not None else deliverer.handle,
-                    finish=deliverer.finish if direct is not None else None,
-                    concurrency=self.settings.concurrency(channel),
-                    batch=1,
-                )
-            )
+            name, concurrency = deliver_queue(channel), self.settings.concurrency(channel)
+            if direct is not None:
+                worker = Worker(self.queue, name, finish=deliverer.finish, concurrency=concurrency)
+            else:
+                worker = Worker(self.queue, name, deliverer.handle, concurrency=concurrency)
+            workers.append(worker)
             log.info("%s deliveries go through %s", channel.value, provider.name)
         # Each subscription signs with its own secret; the provider's own is never used here.
         self.status_webhooks.poster = WebhookProvider(
