@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from tidings.queue.base import Budget, Job, NewJob, Sizer
-from tidings.sqlite_thread import in_writer
+from tidings.sqlite_thread import WAL_AUTOCHECKPOINT_PAGES, in_writer
 
 PRIORITIES = (0, 1, 2)
 T = TypeVar("T")
@@ -281,6 +281,7 @@ class SqliteQueue:
             try:
                 db.execute("PRAGMA busy_timeout = 30000")
                 db.execute("PRAGMA journal_mode = WAL")
+                db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
                 # Claims, acks and retries commit without fsync: losing one to a power cut
                 # only hands a job out again. Puts are promises and sync (see _durably).
                 db.execute("PRAGMA synchronous = NORMAL")

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import QueuePool
 
 from tidings.optional import require
-from tidings.sqlite_thread import in_writer
+from tidings.sqlite_thread import WAL_AUTOCHECKPOINT_PAGES, in_writer
 from tidings.store import prepared
 from tidings.store.prepared import Prepared, Row
 
@@ -146,6 +146,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> sa.Engine:
             # jobs. Promises to callers (a 202, a stored key) pass durable=True: FULL.
             "synchronous=NORMAL",
             "busy_timeout=30000",  # other processes (the CLI) wait their turn
+            f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
             "foreign_keys=ON",
         ):
             dbapi_connection.execute(f"PRAGMA {pragma}")
