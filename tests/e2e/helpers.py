@@ -16,6 +16,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from tests.e2e.webhook_sink import WebhookSink
 from tests.live import LiveService
 
 T = TypeVar("T")
@@ -282,3 +283,12 @@ def counts(api: httpx.Client, user: str) -> dict[str, int]:
     r = api.get(f"/v1/users/{user}/inbox/count")
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def webhook_user(api: httpx.Client, sink: WebhookSink) -> tuple[str, str]:
+    """A user whose webhook_url is its own path on the sink; (user id, path)."""
+    user = new_user()
+    path = f"/hooks/{user}"
+    r = api.put(f"/v1/users/{user}", json={"data": {"webhook_url": sink.url + path}})
+    assert r.status_code == 201, r.text
+    return user, path

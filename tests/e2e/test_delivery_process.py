@@ -17,9 +17,16 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import accepted_id, eventually, in_app, inbox_items, new_user, settled
+from tests.e2e.helpers import (
+    accepted_id,
+    eventually,
+    in_app,
+    inbox_items,
+    new_user,
+    settled,
+    webhook_user,
+)
 from tests.e2e.helpers import subscriber_token as token_for
-from tests.e2e.webhook_sink import WebhookSink
 from tests.live import LiveService
 
 SETTINGS = {
@@ -64,14 +71,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def webhook_user(api: httpx.Client, sink: WebhookSink) -> tuple[str, str]:
-    user = new_user()
-    path = f"/hooks/{user}"
-    r = api.put(f"/v1/users/{user}", json={"data": {"webhook_url": sink.url + path}})
-    assert r.status_code == 201, r.text
-    return user, path
 
 
 def webhook(user: str, title: str) -> dict[str, object]:

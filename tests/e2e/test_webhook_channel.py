@@ -14,7 +14,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.helpers import accepted_id, eventually, new_user, settled
+from tests.e2e.helpers import accepted_id, eventually, settled, webhook_user
 from tests.e2e.webhook_sink import Received, WebhookSink
 from tests.live import LiveService, run_cli
 
@@ -38,15 +38,6 @@ def verifier(service: LiveService) -> Webhook:
     secret = run_cli(["keys", "webhook-secret"], service.env).strip()
     assert secret.startswith("whsec_")
     return Webhook(secret)
-
-
-def webhook_user(api: httpx.Client, sink: WebhookSink) -> tuple[str, str]:
-    """A user whose webhook_url is its own path on the sink; (user id, path)."""
-    user = new_user()
-    path = f"/hooks/{user}"
-    r = api.put(f"/v1/users/{user}", json={"data": {"webhook_url": sink.url + path}})
-    assert r.status_code == 201, r.text
-    return user, path
 
 
 def webhook_body(user: str, title: str = "Paid") -> dict[str, Any]:
