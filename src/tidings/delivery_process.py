@@ -148,7 +148,8 @@ class DeliveryProcess:
         finally:
             exited.cancel()
         if self._ready not in done:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):  # it exited by itself
+                self._process.kill()
             await self._process.wait()
             self._link = None
             link.close()

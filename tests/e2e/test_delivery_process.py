@@ -178,3 +178,16 @@ def test_the_memory_queue_is_refused_with_the_delivery_process(tmp_path: Path) -
 
     with pytest.raises(RuntimeError, match="TIDINGS_DELIVERY_PROCESS needs a queue"):
         service.start()
+
+
+def test_a_delivery_process_that_cannot_start_stops_the_service_saying_why(
+    tmp_path: Path,
+) -> None:
+    # Only workers open the providers: the serving process starts, its delivery process not.
+    broken = {**SETTINGS, "TIDINGS_FCM_CREDENTIALS": str(tmp_path / "missing.json")}
+    service = LiveService(tmp_path, extra_env=broken)
+
+    with pytest.raises(RuntimeError, match="before its workers ran") as failed:
+        service.start()
+
+    assert "TIDINGS_FCM_CREDENTIALS: cannot read FCM service account" in str(failed.value)
