@@ -65,6 +65,12 @@ class DeliveryProcess:
         self._ready: asyncio.Future[None] | None = None
         self._events: asyncio.Queue[list[tuple[str, bytes]]] = asyncio.Queue()
         self._counts: dict[int, asyncio.Future[Counts]] = {}
+        # Counters must never fall, or Prometheus takes the fall for a reset and counts the
+        # whole sum again: what dead runs of the delivery process last reported is kept, and
+        # the running one's counts are added to it. (What a run counted after its last report
+        # before it died is lost: an undercount, never a double count.)
+        self._reported = Counts()  # the running one's last report
+        self._carried = Counts()  # dead runs' last reports
         self._numbers = itertools.count()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,21 +93,21 @@ class DeliveryProcess:
             self._link.send(WAKE, None if queues is None else sorted(queues))
 
     async def counts(self) -> Counts:
-        """Its counters; empty while it is not running (a restart starts them from 0)."""
+        """Its counters, across its restarts; the last report while it does not answer."""
         if not self.running:
-            return Counts()
+            return self._carried + self._reported
         assert self._link is not None
         number = next(self._numbers)
         answer: asyncio.Future[Counts] = asyncio.get_running_loop().create_future()
         self._counts[number] = answer
         try:
             self._link.send(COUNTS, number)
-            return await asyncio.wait_for(answer, COUNTS_TIMEOUT)
+            self._reported = await asyncio.wait_for(answer, COUNTS_TIMEOUT)
         except (LinkClosed, TimeoutError):
             log.warning("the delivery process did not report its counters")
-            return Counts()
         finally:
             self._counts.pop(number, None)
+        return self._carried + self._reported
 
     async def stop(self, grace: float) -> None:
         """SIGTERM: it drains as `tidings worker` does; killed if it takes past `grace` + 5 s."""
@@ -165,6 +171,7 @@ class DeliveryProcess:
             assert self._process is not None
             code = await self._process.wait()
             self._link = None
+            self._carried, self._reported = self._carried + self._reported, Counts()
             if self._stopping:
                 return
             log.error(

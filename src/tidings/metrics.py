@@ -54,6 +54,15 @@ class Counts:
     accepted: int = 0
     deliveries: tuple[tuple[str, str, int], ...] = ()
 
+    def __add__(self, other: Counts) -> Counts:
+        deliveries: Counter[tuple[str, str]] = Counter()
+        for channel, status, count in (*self.deliveries, *other.deliveries):
+            deliveries[channel, status] += count
+        return Counts(
+            self.accepted + other.accepted,
+            tuple((c, s, n) for (c, s), n in deliveries.items()),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Readings:
@@ -62,6 +71,8 @@ class Readings:
     queues: dict[str, dict[str, int]] | None
     dead_letters: int | None
     connections: int
+    # `tidings serve --delivery-process`: whether its delivery process runs; None without one.
+    delivery_process: bool | None = None
 
 
 class Metrics:
@@ -148,6 +159,15 @@ class Metrics:
         up.add_metric(["queue"], int(readings.queues is not None))
         up.add_metric(["store"], int(readings.dead_letters is not None))
         families.append(up)
+        if readings.delivery_process is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "tidings_delivery_process_up",
+                    "1 while `tidings serve`'s delivery process runs; 0 while it is started "
+                    "again after it died (its jobs wait in the queue meanwhile).",
+                    value=int(readings.delivery_process),
+                )
+            )
         if readings.queues is not None:
             jobs = GaugeMetricFamily(
                 "tidings_queue_jobs",
@@ -181,13 +201,17 @@ class _Families:
 
 
 async def read_gauges(
-    queue: Queue, queues: Collection[str], stats: StatsStore, hub: Hub
+    queue: Queue,
+    queues: Collection[str],
+    stats: StatsStore,
+    hub: Hub,
+    delivery_process: bool | None = None,
 ) -> Readings:
     """Read the gauges; a backend that fails or is slow leaves its own out, logged."""
     depths, dead = await asyncio.gather(
         _timed("queue", queue.stats(queues)), _timed("store", stats.dead_letters())
     )
-    return Readings(queues=depths, dead_letters=dead, connections=hub.connection_count)
+    return Readings(depths, dead, hub.connection_count, delivery_process)
 
 
 async def _timed(backend: str, reading: Awaitable[T]) -> T | None:

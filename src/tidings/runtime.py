@@ -265,7 +265,10 @@ class Runtime:
 
     async def scrape(self) -> bytes:
         """The answer to GET /metrics: this process's counters, the shared backends' gauges."""
-        readings = await read_gauges(self.queue, self.queue_names, self.store.stats, self.hub)
+        running = self.delivery.running if self.delivery is not None else None
+        readings = await read_gauges(
+            self.queue, self.queue_names, self.store.stats, self.hub, running
+        )
         elsewhere = await self.delivery.counts() if self.delivery is not None else Counts()
         return self.metrics.exposition(readings, elsewhere)
 

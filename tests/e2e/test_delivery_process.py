@@ -94,6 +94,15 @@ def counter(service: LiveService, channel: str, status: str) -> float:
     raise AssertionError("no tidings_deliveries_total sample")
 
 
+def gauge(service: LiveService, name: str) -> float:
+    text = httpx.get(f"{service.url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"no {name} sample")
+
+
 async def first_notification(service: LiveService, user: str, title: str) -> dict[str, object]:
     """Open the user's WebSocket, send one in-app notification, return its frame's data."""
     token = await token_for(service, user)
@@ -124,6 +133,7 @@ def test_a_webhook_is_sent_promptly_and_counted_in_this_process_metrics(service,
     eventually(lambda: sink.received(path), timeout=PROMPTLY)
     assert settled(api, notification_id)["webhook"]["status"] == "sent"
     eventually(lambda: counter(service, "webhook", "sent") >= before + 1 or None, timeout=PROMPTLY)
+    assert gauge(service, "tidings_delivery_process_up") == 1
 
 
 def test_a_killed_delivery_process_is_started_again_and_loses_nothing(service, api, sink):
@@ -146,6 +156,24 @@ def test_a_killed_delivery_process_is_started_again_and_loses_nothing(service, a
     assert "exited with -9; starting it again" in service.log_text()
     # And it is a working delivery process: realtime events still cross over.
     assert asyncio.run(first_notification(service, user, "After"))["title"] == "After"
+
+
+def test_counters_never_fall_when_the_delivery_process_is_started_again(service, api):
+    user = new_user()
+    for n in range(10):
+        accepted_id(api, in_app(user, f"before {n}"))
+    eventually(lambda: len(inbox_items(api, user)) == 10 or None)
+    counted = counter(service, "in_app", "delivered")  # the scrape takes its report
+    assert counted >= 10
+
+    os.kill(delivery_pid(service), signal.SIGKILL)
+    for n in range(3):
+        accepted_id(api, in_app(user, f"after {n}"))
+    eventually(lambda: len(inbox_items(api, user)) == 13 or None, timeout=15)
+
+    # The new run counted 3 from 0; the dead run's last report is kept beneath them.
+    assert counter(service, "in_app", "delivered") == counted + 3
+    assert gauge(service, "tidings_delivery_process_up") == 1
 
 
 def _pid_or_none(service: LiveService) -> int | None:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tidings.bus.memory import MemoryBus
-from tidings.metrics import Metrics, Readings, read_gauges
+from tidings.metrics import Counts, Metrics, Readings, read_gauges
 from tidings.pipeline.realtime import Hub
 from tidings.queue.memory import MemoryQueue
 from tidings.store.migrate import upgrade
@@ -165,3 +165,31 @@ def test_another_process_counters_are_added_to_this_one() -> None:
     assert (
         found[("tidings_deliveries_total", (("channel", "in_app"), ("status", "delivered")))] == 7
     )
+
+
+def test_the_delivery_process_gauge_is_written_only_with_one() -> None:
+    without = samples(Metrics().exposition(QUIET))
+    running = samples(
+        Metrics().exposition(
+            Readings(queues={}, dead_letters=0, connections=0, delivery_process=True)
+        )
+    )
+    restarting = samples(
+        Metrics().exposition(
+            Readings(queues={}, dead_letters=0, connections=0, delivery_process=False)
+        )
+    )
+
+    assert ("tidings_delivery_process_up", ()) not in without
+    assert running[("tidings_delivery_process_up", ())] == 1
+    assert restarting[("tidings_delivery_process_up", ())] == 0
+
+
+def test_counts_add_up_channel_by_channel() -> None:
+    one = Counts(2, (("email", "sent", 1), ("in_app", "delivered", 4)))
+    other = Counts(1, (("email", "sent", 2),))
+
+    total = one + other
+
+    assert total.accepted == 3
+    assert sorted(total.deliveries) == [("email", "sent", 3), ("in_app", "delivered", 4)]
