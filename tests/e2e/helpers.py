@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.webhook_sink import WebhookSink
@@ -292,3 +293,18 @@ def webhook_user(api: httpx.Client, sink: WebhookSink) -> tuple[str, str]:
     r = api.put(f"/v1/users/{user}", json={"data": {"webhook_url": sink.url + path}})
     assert r.status_code == 201, r.text
     return user, path
+
+
+MetricSamples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(url: str) -> MetricSamples:
+    """GET /metrics at `url`, parsed as Prometheus parses it: {(name, sorted labels): value}."""
+    r = httpx.get(url)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }

@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import (
     accepted_id,
     eventually,
     in_app,
     inbox_items,
+    metric_samples,
     new_user,
     settled,
     webhook_user,
@@ -83,24 +83,12 @@ def webhook(user: str, title: str) -> dict[str, object]:
 
 
 def counter(service: LiveService, channel: str, status: str) -> float:
-    text = httpx.get(f"{service.url}/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "tidings_deliveries_total" and sample.labels == {
-                "channel": channel,
-                "status": status,
-            }:
-                return sample.value
-    raise AssertionError("no tidings_deliveries_total sample")
+    labels = (("channel", channel), ("status", status))
+    return metric_samples(f"{service.url}/metrics")["tidings_deliveries_total", labels]
 
 
 def gauge(service: LiveService, name: str) -> float:
-    text = httpx.get(f"{service.url}/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    raise AssertionError(f"no {name} sample")
+    return metric_samples(f"{service.url}/metrics")[name, ()]
 
 
 async def first_notification(service: LiveService, user: str, title: str) -> dict[str, object]:

@@ -11,11 +11,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import (
+    MetricSamples,
     SseClient,
     accepted_id,
     eventually,
     eventually_async,
     in_app,
+    metric_samples,
     new_user,
     settled,
     subscriber_token,
@@ -27,7 +29,7 @@ SETTINGS = {
     "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "1",  # the sink listens on 127.0.0.1
     "TIDINGS_RETRY_SCHEDULE_WEBHOOK": "none",  # the first failure is final: dead
 }
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+Samples = MetricSamples
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +42,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
 
 
 def scrape(service: LiveService) -> Samples:
-    r = httpx.get(f"{service.url}/metrics")
-    assert r.status_code == 200, r.text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(r.text)
-        for sample in family.samples
-    }
+    return metric_samples(f"{service.url}/metrics")
 
 
 def deliveries(channel: str, status: str) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import accepted_id, in_app, new_user, settled
+from tests.e2e.helpers import accepted_id, in_app, metric_samples, new_user, settled
 from tests.live import free_port
 from tests.scaled import ScaledSet
 
@@ -20,7 +19,6 @@ COMMANDS = {
     "api1": "tidings api --host 127.0.0.1 --port ${API1_PORT}",
     "worker1": "tidings worker --metrics-port ${WORKER1_METRICS_PORT}",
 }
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +32,6 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledSet]:
         yield running.start()
     finally:
         running.stop()
-
-
-def scrape(url: str) -> Samples:
-    r = httpx.get(url)
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(r.text)
-        for sample in family.samples
-    }
 
 
 def worker_port(scaled: ScaledSet) -> int:
@@ -65,7 +52,7 @@ def test_each_process_counts_what_it_did(scaled: ScaledSet) -> None:
         for n in range(3):
             settled(api, accepted_id(api, in_app(new_user(), f"n{n}")))
 
-    on_api, on_worker = scrape(api_metrics), scrape(worker_metrics(scaled))
+    on_api, on_worker = metric_samples(api_metrics), metric_samples(worker_metrics(scaled))
 
     assert (on_api[ACCEPTED], on_api[DELIVERED]) == (3, 0)  # the api accepts,
     assert (on_worker[ACCEPTED], on_worker[DELIVERED]) == (0, 3)  # the worker delivers
@@ -73,7 +60,7 @@ def test_each_process_counts_what_it_did(scaled: ScaledSet) -> None:
 
 def test_queue_depths_from_rabbitmq_are_ready_jobs_on_every_process(scaled: ScaledSet) -> None:
     for url in (f"{scaled.url('api1')}/metrics", worker_metrics(scaled)):
-        found = scrape(url)
+        found = metric_samples(url)
         states = {dict(labels)["state"] for name, labels in found if name == "tidings_queue_jobs"}
         assert states == {"ready"}
         assert found[("tidings_queue_jobs", (("queue", "route"), ("state", "ready")))] == 0
