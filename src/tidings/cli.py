@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from tidings import dead_letters_cli, send_cli
+from tidings import dead_letters_cli, event_loop, send_cli
 from tidings.config import Settings, load_settings, replace
 from tidings.domain.models import Scope
 from tidings.store.migrate import SchemaMismatch, check_schema, upgrade
@@ -244,7 +244,7 @@ def worker(
 
     tune_gc()
     try:
-        asyncio.run(run_worker(settings, channels=chosen, route=route, ready=ready))
+        event_loop.run(run_worker(settings, channels=chosen, route=route, ready=ready))
     except Exception as exc:
         typer.echo(f"error: the worker stopped: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None

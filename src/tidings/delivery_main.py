@@ -16,6 +16,7 @@ import socket
 import sys
 from typing import Any
 
+from tidings import event_loop
 from tidings.bus.link import LinkBus
 from tidings.cli import configure_logging
 from tidings.config import Settings
@@ -73,21 +74,11 @@ async def run(sock: socket.socket) -> None:
         link.close()
 
 
-def _loop_factory() -> Any:
-    """uvloop, as uvicorn picks for the serving process when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     tune_gc()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run(sock))
+        event_loop.run(run(sock))
     except LinkClosed:
         pass  # the serving process went first: nothing is left to report to
 
