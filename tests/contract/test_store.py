@@ -109,6 +109,69 @@ async def test_routing_happens_once(store: Store):
     assert [x.id for x in found[1]] == [d.id]
 
 
+async def test_routing_stores_deliveries_and_items_as_they_were_given(store: Store):
+    """Every value a routing batch writes reads back the same (on PostgreSQL it goes by COPY)."""
+    n = _notification()
+    await store.notifications.accept([n], [_job(n)])
+    email = Delivery(
+        id=new_id(),
+        notification_id=n.id,
+        user_id=n.user_id,
+        channel=Channel.EMAIL,
+        provider="smtp",
+        last_error="none yet: ü",
+    )
+    bare = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.SMS)
+    in_app = Delivery(
+        id=new_id(),
+        notification_id=n.id,
+        user_id=n.user_id,
+        channel=Channel.IN_APP,
+        status=DeliveryStatus.DELIVERED,
+        attempts=1,
+    )
+    item = InboxItem(
+        id=in_app.id,
+        user_id=n.user_id,
+        notification_id=n.id,
+        category="news",
+        title="Tïtle",
+        body=None,
+        action_url="https://example.com/a?b=c",
+        data={"nested": {"list": [1, 2.5, None, "ß"]}, "empty": {}},
+    )
+    content = {"subject": "Hi ✓", "html": "<p>x</p>", "headers": {"X-A": "1"}}
+    plan = RoutingPlan(n.id, [(email, content), (bare, None), (in_app, {"title": "Tïtle"})], [])
+    plan.inbox.append(item)
+
+    routed = await store.notifications.record_routing([plan])
+
+    assert routed.counts == {"u1": InboxCounts(1, 1)}
+    stored = await store.notifications.deliveries([email.id, bare.id, in_app.id])
+    by_id = {d.id: (d, c) for d, c in stored}
+    for given, given_content in ((email, content), (bare, None), (in_app, {"title": "Tïtle"})):
+        found, found_content = by_id[given.id]
+        assert found_content == given_content
+        assert (found.channel, found.provider, found.status, found.attempts, found.last_error) == (
+            given.channel,
+            given.provider,
+            given.status,
+            given.attempts,
+            given.last_error,
+        )
+        assert found.updated_at is not None and found.updated_at.tzinfo is not None
+    page, _ = await store.inbox.page("u1", limit=10)
+    assert len(page) == 1
+    assert (page[0].id, page[0].title, page[0].body, page[0].action_url, page[0].data) == (
+        item.id,
+        item.title,
+        item.body,
+        item.action_url,
+        item.data,
+    )
+    assert page[0].created_at is not None and page[0].created_at.tzinfo is not None
+
+
 async def test_cancel_before_routing_stops_routing(store: Store):
     n = _notification()
     await store.notifications.accept([n], [_job(n)])

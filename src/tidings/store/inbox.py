@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import DeliveryStatus, InboxCounts, InboxItem
-from tidings.store.database import Database, Fetch, json_text, sqlite_connection, sqlite_time
+from tidings.store.database import (
+    Database,
+    Fetch,
+    copy_rows,
+    json_text,
+    sqlite_connection,
+    sqlite_time,
+)
 from tidings.store.prepared import Prepared
 from tidings.store.schema import deliveries, inbox_counters, inbox_items
 
@@ -44,18 +51,20 @@ def _page_query(*, before: bool, status: StatusFilter, archived: bool) -> sa.Sel
     return query.order_by(inbox_items.c.id.desc()).limit(sa.bindparam("p_limit"))
 
 
-def _item_row(item: InboxItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "user_id": item.user_id,
-        "notification_id": item.notification_id,
-        "category": item.category,
-        "title": item.title,
-        "body": item.body,
-        "action_url": item.action_url,
-        "data": item.data,
-        "created_at": item.created_at,
-    }
+def _item_values(item: InboxItem, at: Any) -> tuple[Any, ...]:
+    """A new item's row in ITEM_INSERT_COLUMNS' order, created `at` (as the dialect writes a
+    time: sqlite_time's text on SQLite, the datetime for COPY)."""
+    return (
+        item.id,
+        item.user_id,
+        item.notification_id,
+        item.category,
+        item.title,
+        item.body,
+        item.action_url,
+        json_text(item.data),
+        at,
+    )
 
 
 # The write side's statements, built once. On SQLite they run on its own connection (see
@@ -63,9 +72,20 @@ def _item_row(item: InboxItem) -> dict[str, Any]:
 _COUNTS = sa.select(inbox_counters).where(
     inbox_counters.c.user_id.in_(sa.bindparam("ids", expanding=True))
 )
+ITEM_INSERT_COLUMNS = (
+    "id",
+    "user_id",
+    "notification_id",
+    "category",
+    "title",
+    "body",
+    "action_url",
+    "data",
+    "created_at",
+)
 _SQLITE_INSERT_ITEM = (
-    "INSERT INTO inbox_items (id, user_id, notification_id, category, title, body, action_url,"
-    " data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO inbox_items ({', '.join(ITEM_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(ITEM_INSERT_COLUMNS))})"
 )
 _SQLITE_ADD_COUNTS = (
     "INSERT INTO inbox_counters (user_id, unread_count, unseen_count) VALUES (?, ?, ?)"
@@ -163,23 +183,17 @@ class InboxStore:
             # Formatted once per moment: a batch's items share one.
             moments = {i.created_at for i in items}
             at: dict[datetime | None, str] = {m: sqlite_time(m) for m in moments if m}
-            new_rows = [
-                (
-                    i.id,
-                    i.user_id,
-                    i.notification_id,
-                    i.category,
-                    i.title,
-                    i.body,
-                    i.action_url,
-                    json_text(i.data),
-                    at.get(i.created_at),
-                )
-                for i in items
-            ]
-            raw.executemany(_SQLITE_INSERT_ITEM, new_rows)
+            raw.executemany(
+                _SQLITE_INSERT_ITEM, [_item_values(i, at.get(i.created_at)) for i in items]
+            )
         else:
-            conn.execute(inbox_items.insert(), [_item_row(i) for i in items])
+            # Inside routing's transaction, begun by its claim, as COPY needs (copy_rows).
+            copy_rows(
+                conn,
+                inbox_items,
+                ITEM_INSERT_COLUMNS,
+                [_item_values(i, i.created_at) for i in items],
+            )
         per_user = Counter(i.user_id for i in items)
         self._bump(conn, {user_id: (added, added) for user_id, added in per_user.items()})
         if raw is not None:

@@ -155,9 +155,22 @@ _SQLITE_CLAIM = (
     "UPDATE notifications SET status = 'routed' WHERE id IN ({}) AND status = 'accepted'"
     " RETURNING id"
 )
+DELIVERY_COLUMNS = (
+    "id",
+    "notification_id",
+    "user_id",
+    "channel",
+    "provider",
+    "status",
+    "attempts",
+    "last_error",
+    "content",
+    "created_at",
+    "updated_at",
+)
 _SQLITE_INSERT_DELIVERY = (
-    "INSERT INTO deliveries (id, notification_id, user_id, channel, provider, status, attempts,"
-    " last_error, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO deliveries ({', '.join(DELIVERY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(DELIVERY_COLUMNS))})"
 )
 
 
@@ -213,20 +226,22 @@ def insert_outbox(conn: Connection, jobs: Sequence[OutboxJob]) -> None:
     )
 
 
-def _delivery_row(d: Delivery, content: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "notification_id": d.notification_id,
-        "user_id": d.user_id,
-        "channel": d.channel.value,
-        "provider": d.provider,
-        "status": d.status.value,
-        "attempts": d.attempts,
-        "last_error": d.last_error,
-        "content": content,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _delivery_values(d: Delivery, content: dict[str, Any] | None, at: Any) -> tuple[Any, ...]:
+    """A new delivery's row in DELIVERY_COLUMNS' order, created and updated `at` (as the
+    dialect writes a time: sqlite_time's text on SQLite, the datetime for COPY)."""
+    return (
+        d.id,
+        d.notification_id,
+        d.user_id,
+        d.channel.value,
+        d.provider,
+        d.status.value,
+        d.attempts,
+        d.last_error,
+        json_text(content),
+        at,
+        at,
+    )
 
 
 # The accept path's inserts, on SQLite run on its own connection (see sqlite_connection),
@@ -441,27 +456,14 @@ class NotificationStore:
                 made += plan.deliveries
                 jobs += plan.jobs
                 routed.items += plan.inbox
-        if made and raw is None:
-            conn.execute(deliveries.insert(), [_delivery_row(d, c, now) for d, c in made])
-        elif made and raw is not None:
-            at = sqlite_time(now)
-            rows = [
-                (
-                    d.id,
-                    d.notification_id,
-                    d.user_id,
-                    d.channel.value,
-                    d.provider,
-                    d.status.value,
-                    d.attempts,
-                    d.last_error,
-                    json_text(c),
-                    at,
-                    at,
-                )
-                for d, c in made
-            ]
-            raw.executemany(_SQLITE_INSERT_DELIVERY, rows)
+        if made:
+            # The claim began the transaction, as COPY needs on PostgreSQL (copy_rows).
+            at = sqlite_time(now) if raw is not None else now
+            rows = [_delivery_values(d, c, at) for d, c in made]
+            if raw is not None:
+                raw.executemany(_SQLITE_INSERT_DELIVERY, rows)
+            else:
+                copy_rows(conn, deliveries, DELIVERY_COLUMNS, rows)
         self.write_jobs(conn, jobs)
         for item in routed.items:
             item.created_at = now
