@@ -198,7 +198,7 @@ def kill_bus_subscriptions(namespace: str) -> int:
         ours = [
             c
             for c in admin.client_list()
-            if c.get("name") == f"{namespace}-bus" and int(c.get("psub", 0)) > 0
+            if c.get("name") == f"{namespace}-bus" and int(c.get("sub", 0)) > 0
         ]
         for connection in ours:
             admin.client_kill_filter(_id=connection["id"])

@@ -46,11 +46,11 @@ async def next_message(subscription: RedisSubscription, seconds: float = 5) -> t
 
 
 async def kill_subscriber_connections(client_name: str) -> int:
-    """CLIENT KILL every pattern-subscribed connection named `client_name`."""
+    """CLIENT KILL every subscribed connection named `client_name`."""
     admin = redis.Redis.from_url(REDIS_URL)
     try:
         clients = await admin.client_list()
-        ids = [c["id"] for c in clients if c["name"] == client_name and int(c["psub"]) > 0]
+        ids = [c["id"] for c in clients if c["name"] == client_name and int(c["sub"]) > 0]
         for client_id in ids:
             await admin.client_kill_filter(_id=client_id)
         return len(ids)
@@ -83,8 +83,8 @@ async def test_a_message_published_by_one_process_reaches_a_subscriber_in_anothe
     make_bus: MakeBus,
 ) -> None:
     api, worker = make_bus(), make_bus()
-    subscription = api.subscribe("user.")
-    await asyncio.wait_for(subscription.subscribed, 5)
+    subscription = api.subscribe()
+    await asyncio.wait_for(subscription.add("user.7"), 5)
 
     await worker.publish("user.7", b"hello")
 
@@ -94,7 +94,8 @@ async def test_a_message_published_by_one_process_reaches_a_subscriber_in_anothe
 async def test_a_subscription_resumes_after_its_connection_is_killed(make_bus: MakeBus) -> None:
     name = f"tidings-test-{uuid.uuid4().hex[:8]}"
     bus = make_bus(client_name=name)
-    subscription = bus.subscribe("user.")
+    subscription = bus.subscribe()
+    await asyncio.wait_for(subscription.add("user.1"), 5)
     await bus.publish("user.1", b"before")
     assert await next_message(subscription) == ("user.1", b"before")
 
@@ -112,7 +113,8 @@ async def test_publishing_to_a_slow_subscriber_never_waits_and_the_newest_arrive
     make_bus: MakeBus,
 ) -> None:
     bus = make_bus(buffer=3)
-    subscription = bus.subscribe("t")
+    subscription = bus.subscribe()
+    await asyncio.wait_for(subscription.add("t"), 5)
 
     await asyncio.wait_for(
         asyncio.gather(*(bus.publish("t", str(n).encode()) for n in range(500))), 20
@@ -126,20 +128,84 @@ async def test_publishing_to_a_slow_subscriber_never_waits_and_the_newest_arrive
 
 
 async def test_the_realtime_hub_fans_out_events_published_elsewhere(make_bus: MakeBus) -> None:
-    hub = Hub(make_bus())
+    hub, worker = Hub(make_bus()), Hub(make_bus())
     await hub.start()
     try:
-        connection = hub.connect("u1")
-        worker = Hub(make_bus())
+        connection = await asyncio.wait_for(hub.connect("u1"), 5)
+        await worker.publish("u1", Event(b'{"id": "e1"}'))
 
-        # The hub subscribes in the background: publish until it listens.
-        event = await until_received(
-            lambda: worker.publish("u1", Event(b'{"id": "e1"}')), lambda: connection.next(0.2)
-        )
+        event = await connection.next(5)
 
         assert event is not None and event.raw == b'{"id": "e1"}'
     finally:
         await hub.stop()
+
+
+async def subscribers(bus: RedisBus, *topics: str) -> list[int]:
+    """PUBSUB NUMSUB: how many connections Redis sends each topic's messages to."""
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        counts = await admin.pubsub_numsub(*(bus.namespace + t for t in topics))
+        return [count for _, count in counts]
+    finally:
+        await admin.aclose()
+
+
+async def settled_subscribers(bus: RedisBus, *topics: str) -> list[int]:
+    """`subscribers` once it has not changed for 0.2 s (5 s at most)."""
+    last = await subscribers(bus, *topics)
+    for _ in range(25):
+        await asyncio.sleep(0.2)
+        now = await subscribers(bus, *topics)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+async def test_each_api_process_receives_only_its_own_users_events(make_bus: MakeBus) -> None:
+    first, second = make_bus(), make_bus()
+    first_hub, second_hub = Hub(first), Hub(second)
+    await first_hub.start()
+    await second_hub.start()
+    try:
+        alice = await first_hub.connect("alice")
+        await second_hub.connect("bob")
+
+        assert await subscribers(first, "user.alice", "user.bob", "user.carol") == [1, 1, 0]
+
+        first_hub.disconnect(alice)  # its UNSUBSCRIBE is sent in the background
+
+        assert await settled_subscribers(first, "user.alice", "user.bob") == [0, 1]
+    finally:
+        await first_hub.stop()
+        await second_hub.stop()
+
+
+async def test_thousands_of_topics_taken_at_once_are_all_held(make_bus: MakeBus) -> None:
+    bus = make_bus(buffer=5000)
+    subscription = bus.subscribe()
+    topics = [f"user.{n}" for n in range(2500)]  # more than one SUBSCRIBE command's worth
+
+    await asyncio.wait_for(asyncio.gather(*(subscription.add(t) for t in topics)), 10)
+    await bus.publish_many([(t, b"x") for t in topics])
+
+    received = {(await next_message(subscription))[0] for _ in topics}
+    assert received == set(topics)
+
+
+async def test_topics_held_are_taken_again_after_the_connection_is_killed(
+    make_bus: MakeBus,
+) -> None:
+    name = f"tidings-test-{uuid.uuid4().hex[:8]}"
+    bus = make_bus(client_name=name)
+    subscription = bus.subscribe()
+    await asyncio.wait_for(subscription.add("user.1"), 5)
+    assert await kill_subscriber_connections(name) == 1
+
+    await asyncio.wait_for(subscription.add("user.2"), 10)  # confirmed on the new connection
+
+    assert await settled_subscribers(bus, "user.1", "user.2") == [1, 1]
 
 
 async def test_ping_fails_when_redis_is_unreachable() -> None:

@@ -125,10 +125,12 @@ async def test_gauges_are_read_from_the_queue_the_store_and_the_hub(store: Store
     queue = MemoryQueue()
     await queue.put("route", {}, job_id="r1")
     hub = Hub(MemoryBus())
-    hub.connect("u1")
-    hub.connect("u1")
+    await hub.start()
+    await hub.connect("u1")
+    await hub.connect("u1")
 
     readings = await read_gauges(queue, ["route", "deliver.email"], store.stats, hub)
+    await hub.stop()
 
     assert readings.queues == {
         "route": {"ready": 1, "delayed": 0, "leased": 0},

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tidings.bus.memory import MemoryBus
+from tidings.bus.memory import Subscription as MemorySubscription
 from tidings.pipeline.events import Event
 from tidings.pipeline.realtime import Hub
 
@@ -40,7 +41,7 @@ async def drained(hub: Hub, user_id: str, count: int) -> list[bytes]:
 async def test_a_burst_larger_than_the_bus_buffer_reaches_its_users_whole(hub: Hub) -> None:
     users = [f"u{n}" for n in range(300)]  # 600 events; the bus keeps 150 for a slow reader
     for user in users:
-        hub.connect(user)
+        await hub.connect(user)
 
     for n, user in enumerate(users):  # as a routing batch does: no await on anything else
         await hub.publish(user, event(n), event(n + 1000))
@@ -50,7 +51,7 @@ async def test_a_burst_larger_than_the_bus_buffer_reaches_its_users_whole(hub: H
 
 
 async def test_a_quiet_connection_hears_a_heartbeat(hub: Hub) -> None:
-    connection = hub.connect("u1")
+    connection = await hub.connect("u1")
 
     got = await connection.next(2)
 
@@ -61,7 +62,7 @@ async def test_a_connection_that_falls_too_far_behind_is_cut_off() -> None:
     hub = Hub(MemoryBus(), buffer=3, heartbeat=60)
     await hub.start()
     try:
-        connection = hub.connect("u1")
+        connection = await hub.connect("u1")
         for n in range(5):
             await hub.publish("u1", event(n))
         await asyncio.sleep(0.05)
@@ -76,7 +77,7 @@ async def test_a_pushed_connection_is_told_of_each_event_and_takes_them_in_order
     hub: Hub,
 ) -> None:
     told = asyncio.Event()
-    connection = hub.connect("u1", on_ready=told.set)
+    connection = await hub.connect("u1", on_ready=told.set)
 
     await hub.publish("u1", event(1), event(2))
     await asyncio.wait_for(told.wait(), 1)
@@ -86,10 +87,30 @@ async def test_a_pushed_connection_is_told_of_each_event_and_takes_them_in_order
 
 
 async def test_a_disconnected_connection_gets_nothing_more(hub: Hub) -> None:
-    connection = hub.connect("u1")
+    connection = await hub.connect("u1")
     hub.disconnect(connection)
 
     await hub.publish("u1", event(1))
     await asyncio.sleep(0.05)
 
     assert connection.take() == []
+
+
+async def test_the_hub_holds_a_topic_for_each_user_with_a_connection_and_no_other(
+    hub: Hub,
+) -> None:
+    subscription = hub._subscription
+    assert isinstance(subscription, MemorySubscription)
+    first, second = await hub.connect("u1"), await hub.connect("u1")
+    await hub.connect("u2")
+    assert subscription.topics == {"user.u1", "user.u2"}
+
+    hub.disconnect(first)
+    assert subscription.topics == {"user.u1", "user.u2"}
+    hub.disconnect(second)
+    assert subscription.topics == {"user.u2"}
+
+
+async def test_a_hub_not_started_refuses_connections() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        await Hub(MemoryBus()).connect("u1")

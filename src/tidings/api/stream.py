@@ -33,7 +33,7 @@ def _last_event_id(connection: Request[Any, Any, Any] | WebSocket[Any, Any, Any]
 async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -> Response[Any]:
     """`Last-Event-ID` (header or ?last_event_id=) replays every newer item, then goes live."""
     require_user(await runtime.auth.principal(request), user_id, Scope.READ)
-    events: AsyncGenerator[Event, None] = user_events(
+    events: AsyncGenerator[Event, None] = await user_events(
         runtime.hub, runtime.store.inbox, user_id, last_event_id=_last_event_id(request)
     )
 
@@ -73,7 +73,7 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
 
     # This task reads the client's actions until it leaves; events are sent by the sender's
     # own task, which runs only while some wait (an idle connection holds no second task).
-    sender = UserEventSender(runtime.hub, user_id, send, lagging)
+    sender = await UserEventSender.open(runtime.hub, user_id, send, lagging)
     try:
         await socket.accept()
         await sender.start(runtime.store.inbox, _last_event_id(socket))

@@ -6,8 +6,9 @@ The delivery process has no connections of its own, so nothing there subscribes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
+from tidings.bus.base import Subscription
 from tidings.process_link import Link
 
 EVENTS = "events"  # the link message: ["events", [[topic, message], …]]
@@ -25,7 +26,7 @@ class LinkBus:
             self.link.send(EVENTS, [[topic, message] for topic, message in messages])
             await self.link.drain()
 
-    def subscribe(self, prefix: str) -> AsyncIterator[tuple[str, bytes]]:
+    def subscribe(self) -> Subscription:
         raise NotImplementedError(
             "the delivery process only publishes; its events are read in the serving process"
         )

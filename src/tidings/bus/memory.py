@@ -10,7 +10,8 @@ from tidings.bus.mailbox import Mailbox
 
 
 class Subscription:
-    """An async iterator of (topic, message) for one prefix; close it (or `async with`) to stop.
+    """An async iterator of (topic, message) for the topics it holds; close it (or
+    `async with`) to stop.
 
     Its buffer is bounded: when the reader falls `buffer` messages behind, the oldest is
     dropped and counted in `dropped`. Publishing must never wait on one slow browser tab,
@@ -18,8 +19,8 @@ class Subscription:
     against the store, so losing the oldest buffered events is safe.
     """
 
-    def __init__(self, bus: MemoryBus, prefix: str, buffer: int) -> None:
-        self.prefix = prefix
+    def __init__(self, bus: MemoryBus, buffer: int) -> None:
+        self.topics: set[str] = set()
         self._bus = bus
         self._mailbox = Mailbox(buffer)
         self._closed = False
@@ -33,6 +34,14 @@ class Subscription:
 
     async def __anext__(self) -> tuple[str, bytes]:
         return await self._mailbox.take()
+
+    async def add(self, topic: str) -> None:
+        if self._closed:
+            raise RuntimeError("the subscription is closed")
+        self.topics.add(topic)
+
+    def discard(self, topic: str) -> None:
+        self.topics.discard(topic)
 
     async def aclose(self) -> None:
         self._close()
@@ -61,7 +70,7 @@ class Subscription:
 
 
 class MemoryBus:
-    """Delivers each published message to every open subscription whose prefix matches."""
+    """Delivers each published message to every open subscription holding its topic."""
 
     def __init__(self, *, buffer: int = 1000) -> None:
         if buffer < 1:
@@ -81,13 +90,12 @@ class MemoryBus:
         subscriptions = list(self._subscriptions)
         for topic, message in messages:
             for subscription in subscriptions:
-                if topic.startswith(subscription.prefix):
+                if topic in subscription.topics:
                     subscription._offer((topic, message))
 
-    def subscribe(self, prefix: str) -> Subscription:
-        """Messages published from this call on (not from the first iteration) under `prefix`."""
+    def subscribe(self) -> Subscription:
         self._check_open()
-        subscription = Subscription(self, prefix, self.buffer)
+        subscription = Subscription(self, self.buffer)
         self._subscriptions.add(subscription)
         return subscription
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
+from uuid import uuid4
 
 import redis.asyncio as redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,31 +21,38 @@ log = logging.getLogger(__name__)
 # Waiting out a restart: the first retry is quick (a killed connection), later ones back off.
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
-# How long a publish waits for this bus's own newer subscriptions to be confirmed by Redis.
-SUBSCRIBE_WAIT = 5.0
-
-
-def _pattern(prefix: str) -> str:
-    """The PSUBSCRIBE glob matching exactly the channels that start with `prefix`."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+# Channels per SUBSCRIBE or UNSUBSCRIBE command: thousands of sockets may connect at once.
+CHANNELS_PER_COMMAND = 1000
+# Each subscription also holds a channel of its own under this prefix (never a user's topic):
+# redis-py stops listening on a connection that holds no channel.
+OWN_CHANNEL = "bus."
 
 
 class RedisSubscription:
-    """An async iterator of (topic, message) for one prefix, on its own Redis connection.
+    """An async iterator of (topic, message) for the topics it holds, on its own connection.
 
-    It survives Redis restarts and killed connections by subscribing again with backoff;
-    what is published while it is away is missed (realtime clients replay from their
-    Last-Event-ID). Like MemoryBus, a reader `buffer` messages behind loses the oldest.
+    Each topic is a Redis channel, SUBSCRIBEd while held: Redis sends a process only the
+    events of the users whose sockets it holds, where one pattern for every user made each
+    API process receive, and parse, every event. It survives Redis restarts and killed
+    connections by subscribing again, with backoff, to every topic it holds; what is
+    published while it is away is missed (realtime clients replay from their Last-Event-ID).
+    Like MemoryBus, a reader `buffer` messages behind loses the oldest.
     """
 
-    def __init__(self, bus: RedisBus, prefix: str, buffer: int) -> None:
-        self.prefix = prefix
+    def __init__(self, bus: RedisBus, buffer: int) -> None:
         self.reconnects = 0
-        self.subscribed = asyncio.get_running_loop().create_future()
         self._bus = bus
         self._mailbox = Mailbox(buffer)
         self._closed = False
-        self._task = asyncio.create_task(self._listen(), name=f"redis-bus:{prefix}")
+        self._own = f"{bus.namespace}{OWN_CHANNEL}{uuid4().hex}"
+        # topic -> done once Redis has confirmed its channel
+        self._held: dict[str, asyncio.Future[None]] = {}
+        # On the current connection: the channels subscribed, as far as commands were sent,
+        # and per channel how many SUBSCRIBEs Redis has still to confirm.
+        self._on_wire: set[str] = set()
+        self._unconfirmed: dict[str, int] = {}
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="redis-bus")
 
     @property
     def dropped(self) -> int:
@@ -56,6 +64,26 @@ class RedisSubscription:
     async def __anext__(self) -> tuple[str, bytes]:
         return await self._mailbox.take()
 
+    async def add(self, topic: str) -> None:
+        if self._closed:
+            raise RuntimeError("the subscription is closed")
+        held = self._held.get(topic)
+        if held is None:
+            held = self._held[topic] = asyncio.get_running_loop().create_future()
+            channel = self._bus.namespace + topic
+            if channel in self._on_wire and not self._unconfirmed.get(channel):
+                held.set_result(None)  # given up and taken back before it left the wire
+            else:
+                self._changed.set()
+        await asyncio.shield(held)  # one waiter leaving does not fail the others
+
+    def discard(self, topic: str) -> None:
+        held = self._held.pop(topic, None)
+        if held is not None:
+            if not held.done():
+                held.set_result(None)
+            self._changed.set()
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -64,8 +92,9 @@ class RedisSubscription:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        if not self.subscribed.done():  # no publish should wait for it any more
-            self.subscribed.cancel()
+        for held in self._held.values():
+            if not held.done():
+                held.set_result(None)  # no add() waits on a closed subscription
         self._mailbox.close()
 
     async def __aenter__(self) -> RedisSubscription:
@@ -79,26 +108,26 @@ class RedisSubscription:
     ) -> None:
         await self.aclose()
 
-    async def _listen(self) -> None:
+    async def _run(self) -> None:
         backoff = FIRST_BACKOFF
         while True:
             # A fresh PubSub each round: redis-py's asyncio PubSub does not reconnect itself.
             pubsub = self._bus._redis.pubsub()
+            self._on_wire, self._unconfirmed = set(), {}
+
+            def connected() -> None:
+                nonlocal backoff
+                backoff = FIRST_BACKOFF
+
             try:
-                await pubsub.psubscribe(_pattern(self._bus.namespace + self.prefix))
-                async for message in pubsub.listen():
-                    if message["type"] == "pmessage":
-                        topic = message["channel"].decode().removeprefix(self._bus.namespace)
-                        self._offer((topic, message["data"]))
-                    elif message["type"] == "psubscribe":
-                        backoff = FIRST_BACKOFF
-                        if not self.subscribed.done():
-                            self.subscribed.set_result(None)
+                # Its own channel first: that connects the PubSub before _sync sends on it.
+                await pubsub.subscribe(self._own)
+                await _first_to_end(self._read(pubsub, connected), self._sync(pubsub))
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("redis bus %r lost (%s); again in %.1f s", self.prefix, exc, backoff)
+                log.warning("redis bus lost (%s); again in %.1f s", exc, backoff)
             except Exception:
                 # Whatever else went wrong, realtime must not end for good: try again.
-                log.exception("redis bus %r failed; again in %.1f s", self.prefix, backoff)
+                log.exception("redis bus failed; again in %.1f s", backoff)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())
@@ -106,13 +135,74 @@ class RedisSubscription:
             backoff = min(backoff * 2, MAX_BACKOFF)
             self.reconnects += 1
 
+    async def _read(self, pubsub: PubSub, connected: Callable[[], None]) -> None:
+        namespace = len(self._bus.namespace)
+        async for message in pubsub.listen():
+            kind = message["type"]
+            if kind == "message":
+                self._offer((message["channel"].decode()[namespace:], message["data"]))
+            elif kind == "subscribe":
+                channel = message["channel"].decode()
+                if channel == self._own:
+                    connected()
+                else:
+                    self._confirmed(channel)
+
+    async def _sync(self, pubsub: PubSub) -> None:
+        """SUBSCRIBE what is held and not on the wire, UNSUBSCRIBE what is on it and not held;
+        again whenever that changes. One task sends both, so they leave in the order of the
+        changes. A new connection starts with every topic held."""
+        self._changed.set()
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            wanted = {self._bus.namespace + topic for topic in self._held}
+            gone, new = sorted(self._on_wire - wanted), sorted(wanted - self._on_wire)
+            # Before the commands are awaited: add() must see the wire as it will be.
+            self._on_wire.difference_update(gone)
+            self._on_wire.update(new)
+            for channel in new:
+                self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+            for start in range(0, len(gone), CHANNELS_PER_COMMAND):
+                await pubsub.unsubscribe(*gone[start : start + CHANNELS_PER_COMMAND])
+            for start in range(0, len(new), CHANNELS_PER_COMMAND):
+                await pubsub.subscribe(*new[start : start + CHANNELS_PER_COMMAND])
+
+    def _confirmed(self, channel: str) -> None:
+        """Redis confirmed a SUBSCRIBE of `channel`. Its topic is subscribed once the last
+        SUBSCRIBE sent for it is confirmed: one sent before an UNSUBSCRIBE does not count."""
+        left = self._unconfirmed.get(channel, 0) - 1
+        if left > 0:
+            self._unconfirmed[channel] = left
+            return
+        self._unconfirmed.pop(channel, None)
+        held = self._held.get(channel[len(self._bus.namespace) :])
+        if held is not None and not held.done():
+            held.set_result(None)
+
     def _offer(self, item: tuple[str, bytes]) -> None:
         if self._mailbox.offer(item):
             self._bus.dropped += 1
 
 
+async def _first_to_end(*work: Awaitable[None]) -> None:
+    """Run `work` together until one ends, then cancel the rest; raises what the first raised."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
 class RedisBus:
-    """PUBLISH for `publish`; one PSUBSCRIBE on a dedicated connection per `subscribe` call.
+    """PUBLISH for `publish`; a dedicated connection per `subscribe` call, SUBSCRIBEd to the
+    channels of the topics it holds.
 
     Publishes and subscriptions share a pool of `max_connections`, each subscription
     holding one of them while it is open.
@@ -146,13 +236,13 @@ class RedisBus:
         self._closed = False
 
     async def publish(self, topic: str, message: bytes) -> None:
-        await self._subscribed()
+        self._check_open()
         await self._redis.publish(self.namespace + topic, message)
 
     async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
         if not messages:
             return
-        await self._subscribed()
+        self._check_open()
         # A pipeline without MULTI: the PUBLISH commands go out in one write and their
         # answers come back in one read, in order.
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -160,18 +250,9 @@ class RedisBus:
                 pipe.publish(self.namespace + topic, message)
             await pipe.execute()
 
-    async def _subscribed(self) -> None:
+    def subscribe(self) -> RedisSubscription:
         self._check_open()
-        # Subscribing takes a round trip that `subscribe` cannot wait for; waiting here keeps
-        # the promise that a subscription sees what this process publishes after it.
-        pending = [s.subscribed for s in self._subscriptions if not s.subscribed.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=SUBSCRIBE_WAIT)
-
-    def subscribe(self, prefix: str) -> RedisSubscription:
-        """Messages published under `prefix` from this call on, until the subscription closes."""
-        self._check_open()
-        subscription = RedisSubscription(self, prefix, self.buffer)
+        subscription = RedisSubscription(self, self.buffer)
         self._subscriptions.add(subscription)
         return subscription
 

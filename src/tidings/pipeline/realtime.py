@@ -1,4 +1,5 @@
-"""The realtime hub: one bus subscription per process, fanned out to every open connection."""
+"""The realtime hub: one bus subscription per process, holding a topic per user with an open
+connection here, fanned out to those connections."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from tidings.bus.base import Bus
+from tidings.bus.base import Bus, Subscription
 from tidings.pipeline.events import HEARTBEAT, Event
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,18 @@ class Connection:
 
 class Hub:
     """Keeps every open connection of this process, hands each bus event to the user's, and
-    offers a heartbeat to each connection that has been quiet for `heartbeat` seconds."""
+    offers a heartbeat to each connection that has been quiet for `heartbeat` seconds.
+
+    Its bus subscription holds the topic of each user with a connection here, and only
+    those: with several API processes on Redis, each receives its own users' events."""
 
     def __init__(self, bus: Bus, *, buffer: int = 256, heartbeat: float = 15.0) -> None:
         self.bus = bus
         self.buffer = buffer
         self.heartbeat = heartbeat
         self._connections: dict[str, set[Connection]] = defaultdict(set)
+        self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._listening = asyncio.Event()
         self._published = 0
 
     @property
@@ -94,31 +98,27 @@ class Hub:
         return sum(len(c) for c in self._connections.values())
 
     async def start(self) -> None:
+        self._subscription = subscription = self.bus.subscribe()
         self._tasks = [
-            asyncio.create_task(self._listen(), name="realtime-hub"),
+            asyncio.create_task(self._listen(subscription), name="realtime-hub"),
             asyncio.create_task(self._beat(), name="realtime-heartbeat"),
         ]
-        await asyncio.wait_for(self._listening.wait(), 10)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._subscription is not None:
+            await self._subscription.aclose()
 
-    async def _listen(self) -> None:
-        while True:
+    async def _listen(self, subscription: Subscription) -> None:
+        """Until the subscription closes. A bus outage is the subscription's to outlast."""
+        async for topic, message in subscription:
             try:
-                subscription = self.bus.subscribe(TOPIC_PREFIX)
-                self._listening.set()
-                async for topic, message in subscription:
-                    self._dispatch(topic.removeprefix(TOPIC_PREFIX), message)
-            except asyncio.CancelledError:
-                raise
+                self._dispatch(topic.removeprefix(TOPIC_PREFIX), message)
             except Exception:
-                # A bus outage must not end realtime for good: resubscribe after a pause.
-                log.exception("realtime bus subscription failed; resubscribing in 1 s")
-                await asyncio.sleep(1)
+                log.exception("a realtime event for %s was not handed on", topic)
 
     async def _beat(self) -> None:
         """One timer for every connection, rather than one per connection."""
@@ -141,12 +141,20 @@ class Hub:
         for connection in connections:
             connection.offer(event, now)
 
-    def connect(self, user_id: str, on_ready: Callable[[], None] | None = None) -> Connection:
-        """A new connection for `user_id`; `on_ready` (if given) is called on each event offered,
-        else the reader pulls with `Connection.next`."""
+    async def connect(self, user_id: str, on_ready: Callable[[], None] | None = None) -> Connection:
+        """A new connection for `user_id`, returned once every event published for the user
+        from then on reaches it; `on_ready` (if given) is called on each event offered, else
+        the reader pulls with `Connection.next`. The hub must be started."""
+        if self._subscription is None:
+            raise RuntimeError("the hub is not started")
         connection = Connection(user_id, self.buffer, on_ready)
         connection.last_offer = asyncio.get_running_loop().time()
         self._connections[user_id].add(connection)
+        try:
+            await self._subscription.add(TOPIC_PREFIX + user_id)
+        except BaseException:
+            self.disconnect(connection)
+            raise
         return connection
 
     def disconnect(self, connection: Connection) -> None:
@@ -155,6 +163,8 @@ class Hub:
             connections.discard(connection)
             if not connections:
                 del self._connections[connection.user_id]
+                if self._subscription is not None:
+                    self._subscription.discard(TOPIC_PREFIX + connection.user_id)
 
     async def publish(self, user_id: str, *events: Event) -> None:
         await self.publish_many([(user_id, event) for event in events])

@@ -36,12 +36,12 @@ def _already_replayed(event: Event, newest: str) -> bool:
     return bool(newest) and event.name == "notification" and (event.id or "") <= newest
 
 
-def user_events(
+async def user_events(
     hub: Hub, inbox: InboxStore, user_id: str, *, last_event_id: str | None
 ) -> AsyncGenerator[Event, None]:
-    """Subscribe now (before the caller answers the handshake, so nothing published after it
-    is missed) and return the events; closing the generator unsubscribes."""
-    connection = hub.connect(user_id)
+    """Subscribe now (before the caller answers, so nothing published after the answer is
+    missed) and return the events; closing the generator unsubscribes."""
+    connection = await hub.connect(user_id)
     return _events(hub, connection, inbox, last_event_id)
 
 
@@ -65,25 +65,38 @@ async def _events(
 class UserEventSender:
     """Sends one user's events through `send` as they arrive: replay first, then live.
 
-    A task runs only while events wait, so an idle WebSocket costs no task. Subscribed on
-    construction, before the handshake is answered; `close` unsubscribes.
+    A task runs only while events wait, so an idle WebSocket costs no task. Made subscribed
+    (`open`), before the handshake is answered; `close` unsubscribes.
     """
+
+    connection: Connection
 
     def __init__(
         self,
         hub: Hub,
-        user_id: str,
         send: Callable[[Event], Awaitable[None]],
         on_lagging: Callable[[], Awaitable[None]],
     ) -> None:
         self.hub = hub
         self.send = send
         self.on_lagging = on_lagging
-        self.connection = hub.connect(user_id, on_ready=self._ready)
         self.newest = ""
         self.live = False  # live events wait until the replay is sent
         self.failed = False  # a send failed: the client is gone
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        hub: Hub,
+        user_id: str,
+        send: Callable[[Event], Awaitable[None]],
+        on_lagging: Callable[[], Awaitable[None]],
+    ) -> UserEventSender:
+        """A sender subscribed to `user_id`'s events."""
+        sender = cls(hub, send, on_lagging)
+        sender.connection = await hub.connect(user_id, on_ready=sender._ready)
+        return sender
 
     async def start(self, inbox: InboxStore, last_event_id: str | None) -> None:
         """Send what the client missed since `last_event_id`, then go live."""
