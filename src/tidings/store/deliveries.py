@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import Channel, Delivery, DeliveryStatus, Priority
-from tidings.store.database import Database, json_value, sqlite_connection
+from tidings.store.database import Database, any_of, json_value, sqlite_connection
 from tidings.store.notifications import NotificationStore, OutboxJob, _delivery
 from tidings.store.outcome_statements import (
     AttemptRow,
@@ -334,7 +334,7 @@ _TARGET_COLUMNS = (
 _TARGETS = (
     sa.select(*_TARGET_COLUMNS)
     .join(notifications, notifications.c.id == deliveries.c.notification_id)
-    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(deliveries.c.id == any_of("ids"))
 )
 # The same on SQLite's own connection (see sqlite_connection), JSON columns left as text.
 _SQLITE_TARGETS = (

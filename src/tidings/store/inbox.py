@@ -16,6 +16,7 @@ from tidings.domain.models import DeliveryStatus, InboxCounts, InboxItem
 from tidings.store.database import (
     Database,
     Fetch,
+    any_of,
     copy_rows,
     json_text,
     sqlite_connection,
@@ -69,9 +70,7 @@ def _item_values(item: InboxItem, at: Any) -> tuple[Any, ...]:
 
 # The write side's statements, built once. On SQLite they run on its own connection (see
 # sqlite_connection), writing what SQLAlchemy would.
-_COUNTS = sa.select(inbox_counters).where(
-    inbox_counters.c.user_id.in_(sa.bindparam("ids", expanding=True))
-)
+_COUNTS = sa.select(inbox_counters).where(inbox_counters.c.user_id == any_of("ids"))
 ITEM_INSERT_COLUMNS = (
     "id",
     "user_id",

@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from tidings.domain.models import (
@@ -24,6 +23,7 @@ from tidings.domain.models import (
 )
 from tidings.store.database import (
     Database,
+    any_of,
     copy_rows,
     json_text,
     json_value,
@@ -125,11 +125,8 @@ def _delivery(row: Any) -> Delivery:
 
 _PRIORITIES = {p.value: p for p in Priority}  # faster than Priority(value), per row
 # Routing's statements, built once. On SQLite they run on its own connection (see
-# sqlite_connection), writing what SQLAlchemy would; these are PostgreSQL's. `id = ANY(:ids)`
-# with one array is one prepared statement whatever the batch's size, planned as index
-# lookups; `id IN (…200 values)` was a statement per size, planned as a sequential scan
-# below ~60,000 rows, 10 ms a batch (docs/benchmarks.md).
-_ROUTING_IDS = sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))
+# sqlite_connection), writing what SQLAlchemy would; these are PostgreSQL's.
+_ROUTING_IDS = any_of("ids")
 _PENDING = (
     sa.select(notifications)
     .where(

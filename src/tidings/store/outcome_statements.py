@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import Delivery
-from tidings.store.database import sqlite_connection, sqlite_time
+from tidings.store.database import any_of, sqlite_connection, sqlite_time
 from tidings.store.schema import deliveries, delivery_attempts, sqlite_utc
 
 # (delivery_id, attempt, provider, started_at, duration_ms, outcome, error, device_id,
@@ -115,7 +115,7 @@ _SQLITE_CURRENT = (
 )
 _LOCK_CURRENT = (
     sa.select(*(deliveries.c[name] for name in _CURRENT_COLUMNS))
-    .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(deliveries.c.id == any_of("ids"))
     .order_by(deliveries.c.id)
     .with_for_update()
 )

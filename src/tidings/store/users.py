@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tidings.domain.models import Device, Preferences, User
-from tidings.store.database import Database, json_value, sqlite_connection
+from tidings.store.database import Database, any_of, json_value, sqlite_connection
 from tidings.store.schema import (
     deliveries,
     devices,
@@ -162,9 +162,9 @@ def _preferences(value: dict[str, Any] | None) -> Preferences:
 
 # Built once: routing and every provider send read profiles, and building a statement costs
 # more than running it.
-_USERS = sa.select(users).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
+_USERS = sa.select(users).where(users.c.id == any_of("ids"))
 _ACTIVE_DEVICES = sa.select(devices).where(
-    devices.c.user_id.in_(sa.bindparam("ids", expanding=True)), devices.c.active.is_(True)
+    devices.c.user_id == any_of("ids"), devices.c.active.is_(True)
 )
 # The same on SQLite's own connection (see sqlite_connection), columns in model order.
 _SQLITE_USERS = (
