@@ -140,12 +140,19 @@ async def test_a_failing_handler_writes_nothing_and_its_jobs_come_back_later(
     worker.start()
     try:
         await asyncio.wait_for(failed.wait(), 5)
+        failed_at = loop.time()
     finally:
         await worker.stop()  # once the failed batch's jobs were given back
+    stats = (await queue.stats(["work"]))["work"]
 
-    assert calls == 1  # given back with a delay (1 s), not run again at once
     assert _seen(db) == []
-    assert (await queue.stats(["work"]))["work"] == {"ready": 0, "delayed": 2, "leased": 0}
+    # Given back with a delay (1 s), not run again at once. On a loaded machine the second
+    # may have passed before the stats were read; then only the sum is certain.
+    if loop.time() - failed_at < 0.9:
+        assert calls == 1
+        assert stats == {"ready": 0, "delayed": 2, "leased": 0}
+    else:
+        assert stats["leased"] == 0 and stats["ready"] + stats["delayed"] == 2
     again = await queue.get("work", max_jobs=10, timeout=3)
     assert sorted((job.id, job.attempts) for job in again) == [("j0", 1), ("j1", 1)]
 
