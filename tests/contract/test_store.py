@@ -122,34 +122,20 @@ async def test_routing_stores_deliveries_and_items_as_they_were_given(store: Sto
         last_error="none yet: ü",
     )
     bare = Delivery(id=new_id(), notification_id=n.id, user_id=n.user_id, channel=Channel.SMS)
-    in_app = Delivery(
-        id=new_id(),
-        notification_id=n.id,
-        user_id=n.user_id,
-        channel=Channel.IN_APP,
-        status=DeliveryStatus.DELIVERED,
-        attempts=1,
-    )
-    item = InboxItem(
-        id=in_app.id,
-        user_id=n.user_id,
-        notification_id=n.id,
-        category="news",
-        title="Tïtle",
-        body=None,
-        action_url="https://example.com/a?b=c",
-        data={"nested": {"list": [1, 2.5, None, "ß"]}, "empty": {}},
-    )
     content = {"subject": "Hi ✓", "html": "<p>x</p>", "headers": {"X-A": "1"}}
-    plan = RoutingPlan(n.id, [(email, content), (bare, None), (in_app, {"title": "Tïtle"})], [])
-    plan.inbox.append(item)
+    plan = _in_app_plan(n)
+    in_app, in_app_content = plan.deliveries[0]
+    plan.deliveries += [(email, content), (bare, None)]
+    item = plan.inbox[0]
+    item.title, item.action_url = "Tïtle", "https://example.com/a?b=c"
+    item.data = {"nested": {"list": [1, 2.5, None, "ß"]}, "empty": {}}
 
     routed = await store.notifications.record_routing([plan])
 
     assert routed.counts == {"u1": InboxCounts(1, 1)}
     stored = await store.notifications.deliveries([email.id, bare.id, in_app.id])
     by_id = {d.id: (d, c) for d, c in stored}
-    for given, given_content in ((email, content), (bare, None), (in_app, {"title": "Tïtle"})):
+    for given, given_content in ((email, content), (bare, None), (in_app, in_app_content)):
         found, found_content = by_id[given.id]
         assert found_content == given_content
         assert (found.channel, found.provider, found.status, found.attempts, found.last_error) == (
