@@ -64,6 +64,8 @@ class ThreadedProxy:
         self._loop.call_soon_threadsafe(self.proxy.cut)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return  # stopped already
         asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

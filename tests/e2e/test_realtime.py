@@ -8,7 +8,10 @@ import asyncio
 import json
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,6 +28,8 @@ from tests.e2e.helpers import (
     subscriber_token,
 )
 from tests.live import LiveService
+from tests.scaled import ThreadedProxy
+from tests.services import REDIS_URL, require_tcp
 
 
 def ws_url(service: LiveService, user_id: str, token: str, **query: str) -> str:
@@ -240,3 +245,48 @@ async def test_the_service_stops_promptly_after_a_websocket_client_left(
         await asyncio.to_thread(process.wait, 5)
     except subprocess.TimeoutExpired:
         pytest.fail("tidings serve was still running 5 s after SIGTERM")
+
+
+@pytest.fixture
+def bus_through_proxy(tmp_path: Path) -> Iterator[tuple[LiveService, ThreadedProxy]]:
+    """`tidings serve` with its realtime bus on Redis, reached through a proxy a test can stop."""
+    require_tcp(REDIS_URL, "Redis")
+    redis_url = urlsplit(REDIS_URL)
+    proxy = ThreadedProxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379).start()
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        running = started(
+            tmp_path,
+            TIDINGS_BUS_URL=f"redis://127.0.0.1:{proxy.proxy.port}{redis_url.path}",
+            TIDINGS_NAMESPACE=namespace,
+        )
+    except BaseException:
+        proxy.stop()
+        raise
+    try:
+        yield running, proxy
+    finally:
+        running.stop()
+        proxy.stop()
+
+
+@pytest.mark.services
+async def test_realtime_is_refused_with_503_while_the_bus_does_not_answer(
+    bus_through_proxy: tuple[LiveService, ThreadedProxy],
+) -> None:
+    service, proxy = bus_through_proxy
+    user = new_user()
+    token = await subscriber_token(service, user)
+    async with SseClient(sse_url(service, user, token)) as sse:  # the bus answers: live
+        assert sse.response is not None and sse.response.status_code == 200
+
+    proxy.stop()  # the bus's connections die and cannot come back
+
+    other = new_user()
+    token = await subscriber_token(service, other)
+    async with httpx.AsyncClient(timeout=30) as client:
+        stream = await client.get(sse_url(service, other, token))
+    assert stream.status_code == 503
+    assert stream.json()["error"]["code"] == "unavailable"
+    assert stream.headers["retry-after"] == "2"
+    assert await ws_refusal(ws_url(service, other, token)) == (503, "unavailable")

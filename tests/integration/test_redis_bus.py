@@ -16,7 +16,7 @@ from tests.services import REDIS_URL, require_tcp
 from tidings.bus.redis import RedisBus, RedisSubscription
 from tidings.bus.registry import open_bus
 from tidings.pipeline.events import Event
-from tidings.pipeline.realtime import Hub
+from tidings.pipeline.realtime import BusUnavailable, Hub
 
 pytestmark = pytest.mark.services
 
@@ -206,6 +206,19 @@ async def test_topics_held_are_taken_again_after_the_connection_is_killed(
     await asyncio.wait_for(subscription.add("user.2"), 10)  # confirmed on the new connection
 
     assert await settled_subscribers(bus, "user.1", "user.2") == [1, 1]
+
+
+async def test_a_connection_is_refused_in_time_while_redis_does_not_answer() -> None:
+    hub = Hub(RedisBus("redis://127.0.0.1:1/0"), subscribe_timeout=0.3)
+    await hub.start()
+    try:
+        with pytest.raises(BusUnavailable):
+            await asyncio.wait_for(hub.connect("u1"), 5)
+
+        assert hub.connection_count == 0
+    finally:
+        await hub.stop()
+        await hub.bus.close()
 
 
 async def test_ping_fails_when_redis_is_unreachable() -> None:

@@ -13,10 +13,11 @@ from litestar.response import Stream
 from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from tidings.api.auth import raw_header, require_user
-from tidings.api.errors import ApiError, error_body
+from tidings.api.errors import ApiError, error_body, error_responses
 from tidings.domain.models import Scope
 from tidings.pipeline import in_app
 from tidings.pipeline.events import Event
+from tidings.pipeline.realtime import BusUnavailable
 from tidings.pipeline.stream import Lagging, UserEventSender, user_events
 from tidings.runtime import Runtime
 
@@ -24,18 +25,36 @@ log = logging.getLogger(__name__)
 SSE_RETRY_MS = 2000
 
 
+def _unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "unavailable",
+        "realtime events are unavailable for now (the event bus is not answering); try again",
+        headers={"Retry-After": str(SSE_RETRY_MS // 1000)},
+    )
+
+
 def _last_event_id(connection: Request[Any, Any, Any] | WebSocket[Any, Any, Any]) -> str | None:
     value = raw_header(connection, b"last-event-id") or connection.query_params.get("last_event_id")
     return value[:32] if value else None
 
 
-@get("/v1/users/{user_id:str}/stream", summary="Server-Sent Events: notification and inbox events")
+@get(
+    "/v1/users/{user_id:str}/stream",
+    summary="Server-Sent Events: notification and inbox events",
+    responses=error_responses(
+        {503: "The event bus did not answer in 5 s (Retry-After says when to try again)"}
+    ),
+)
 async def sse(request: Request[Any, Any, Any], runtime: Runtime, user_id: str) -> Response[Any]:
     """`Last-Event-ID` (header or ?last_event_id=) replays every newer item, then goes live."""
     require_user(await runtime.auth.principal(request), user_id, Scope.READ)
-    events: AsyncGenerator[Event, None] = await user_events(
-        runtime.hub, runtime.store.inbox, user_id, last_event_id=_last_event_id(request)
-    )
+    try:
+        events: AsyncGenerator[Event, None] = await user_events(
+            runtime.hub, runtime.store.inbox, user_id, last_event_id=_last_event_id(request)
+        )
+    except BusUnavailable:
+        raise _unavailable() from None
 
     async def frames() -> AsyncIterator[bytes]:
         yield f"retry: {SSE_RETRY_MS}\n\n".encode()
@@ -73,7 +92,11 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
 
     # This task reads the client's actions until it leaves; events are sent by the sender's
     # own task, which runs only while some wait (an idle connection holds no second task).
-    sender = await UserEventSender.open(runtime.hub, user_id, send, lagging)
+    try:
+        sender = await UserEventSender.open(runtime.hub, user_id, send, lagging)
+    except BusUnavailable:
+        await _refuse(socket, _unavailable())
+        return
     try:
         await socket.accept()
         await sender.start(runtime.store.inbox, _last_event_id(socket))
@@ -86,11 +109,12 @@ async def ws(socket: WebSocket[Any, Any, Any], user_id: str, runtime: Runtime) -
 
 async def _refuse(socket: WebSocket[Any, Any, Any], exc: ApiError) -> None:
     """Answer the handshake with the HTTP status and error body every other endpoint gives
-    (401 or 403), through ASGI's denial response, which uvicorn offers. A server without it
-    answers a close before accept with 403 whatever the code."""
+    (401, 403 or 503), through ASGI's denial response, which uvicorn offers. A server without
+    it answers a close before accept with 403 whatever the code."""
     status = exc.status_code
     if "websocket.http.response" not in (socket.scope.get("extensions") or {}):
-        await socket.close(code=4401 if status == 401 else 4403, reason=str(exc.detail)[:120])
+        code = {401: 4401, 403: 4403}.get(status, 1013)  # 1013: try again later
+        await socket.close(code=code, reason=str(exc.detail)[:120])
         return
     body = msgspec.json.encode(error_body(exc.code, str(exc.detail)))
     start: WebSocketResponseStartEvent = {

@@ -18,6 +18,14 @@ SWEEPS_PER_HEARTBEAT = 4  # so a quiet connection hears a heartbeat within 1.25 
 # Publishes between two chances for this process's hub to fan out: an in-memory bus keeps
 # only so many for it (1,000), and a batch publishes without waiting on anything.
 PUBLISHES_PER_YIELD = 100
+# How long a new connection waits for the bus to take its user's topic (on Redis, for the
+# SUBSCRIBE to be confirmed): while Redis is down or restarting, the client is told to come
+# back rather than left hanging.
+SUBSCRIBE_TIMEOUT = 5.0
+
+
+class BusUnavailable(Exception):
+    """The bus did not take a new connection's topic in time."""
 
 
 class Connection:
@@ -83,10 +91,18 @@ class Hub:
     Its bus subscription holds the topic of each user with a connection here, and only
     those: with several API processes on Redis, each receives its own users' events."""
 
-    def __init__(self, bus: Bus, *, buffer: int = 256, heartbeat: float = 15.0) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        buffer: int = 256,
+        heartbeat: float = 15.0,
+        subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
+    ) -> None:
         self.bus = bus
         self.buffer = buffer
         self.heartbeat = heartbeat
+        self.subscribe_timeout = subscribe_timeout
         self._connections: dict[str, set[Connection]] = defaultdict(set)
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -144,16 +160,23 @@ class Hub:
     async def connect(self, user_id: str, on_ready: Callable[[], None] | None = None) -> Connection:
         """A new connection for `user_id`, returned once every event published for the user
         from then on reaches it; `on_ready` (if given) is called on each event offered, else
-        the reader pulls with `Connection.next`. The hub must be started."""
+        the reader pulls with `Connection.next`. The hub must be started. Raises
+        BusUnavailable when the bus takes longer than `subscribe_timeout`."""
         if self._subscription is None:
             raise RuntimeError("the hub is not started")
         connection = Connection(user_id, self.buffer, on_ready)
         connection.last_offer = asyncio.get_running_loop().time()
         self._connections[user_id].add(connection)
         try:
-            await self._subscription.add(TOPIC_PREFIX + user_id)
-        except BaseException:
+            await asyncio.wait_for(
+                self._subscription.add(TOPIC_PREFIX + user_id), self.subscribe_timeout
+            )
+        except BaseException as exc:
             self.disconnect(connection)
+            if isinstance(exc, TimeoutError):
+                raise BusUnavailable(
+                    f"the bus took no topic in {self.subscribe_timeout} s"
+                ) from exc
             raise
         return connection
 
