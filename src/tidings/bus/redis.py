@@ -113,7 +113,6 @@ class RedisSubscription:
         while True:
             # A fresh PubSub each round: redis-py's asyncio PubSub does not reconnect itself.
             pubsub = self._bus._redis.pubsub()
-            self._on_wire, self._unconfirmed = set(), {}
 
             def connected() -> None:
                 nonlocal backoff
@@ -129,6 +128,9 @@ class RedisSubscription:
                 # Whatever else went wrong, realtime must not end for good: try again.
                 log.exception("redis bus failed; again in %.1f s", backoff)
             finally:
+                # Nothing is on the wire until the next connection subscribes again: a topic
+                # taken meanwhile waits for that, instead of counting as subscribed.
+                self._on_wire, self._unconfirmed = set(), {}
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())
             await asyncio.sleep(backoff)
