@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,13 +17,20 @@ def started(workdir: Path, **extra_env: str) -> LiveService:
     return LiveService(workdir, extra_env=dict(extra_env)).start()
 
 
+@contextmanager
+def running(workdir: Path, **extra_env: str) -> Iterator[LiveService]:
+    """A service started with `extra_env`, stopped when the block ends."""
+    service = started(workdir, **extra_env)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = started(tmp_path_factory.mktemp("tidings"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("tidings")) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websockets
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import (
     accepted_id,
     eventually,
@@ -41,11 +42,8 @@ PROMPTLY = 5.0
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = LiveService(tmp_path_factory.mktemp("delivery"), extra_env=SETTINGS).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("delivery"), **SETTINGS) as service:
+        yield service
 
 
 def delivery_pid(service: LiveService) -> int:

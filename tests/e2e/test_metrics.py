@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import (
     MetricSamples,
     SseClient,
@@ -34,11 +35,8 @@ Samples = MetricSamples
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = LiveService(tmp_path_factory.mktemp("metrics"), extra_env=SETTINGS).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("metrics"), **SETTINGS) as service:
+        yield service
 
 
 def scrape(service: LiveService) -> Samples:

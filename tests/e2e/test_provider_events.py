@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import accepted_id, error_code, eventually, new_user, settled
 from tests.e2e.webhook_sink import WebhookSink
 from tests.live import LiveService
@@ -50,11 +51,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
         "TIDINGS_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TIDINGS_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_b64(),
     }
-    running = LiveService(tmp_path_factory.mktemp("feedback"), extra_env=settings).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("feedback"), **settings) as service:
+        yield service
 
 
 def sent_delivery(api: httpx.Client, channel: str) -> dict[str, Any]:

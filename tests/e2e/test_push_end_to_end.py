@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import eventually, new_user
 from tests.e2e.push_fakes import PushFakes
 from tests.integration import fake_apns, fake_fcm, fake_twilio
@@ -34,14 +35,11 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushFakes]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, fakes: PushFakes) -> Iterator[LiveService]:
     env = {**fakes.settings(), "TIDINGS_PUBLIC_URL": PUBLIC_URL, "TIDINGS_RETRY_SCHEDULE": "200ms"}
-    running = LiveService(tmp_path_factory.mktemp("push"), extra_env=env).start()
-    try:
+    with running(tmp_path_factory.mktemp("push"), **env) as service:
         # The service made its VAPID key at first start; browsers subscribe with it.
-        key = httpx.get(f"{running.url}/v1/webpush/vapid-public-key").json()["public_key"]
+        key = httpx.get(f"{service.url}/v1/webpush/vapid-public-key").json()["public_key"]
         fakes.push_service.vapid_public_key = key
-        yield running
-    finally:
-        running.stop()
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import started
+from tests.e2e.conftest import running
 from tests.e2e.helpers import error_code, eventually, in_app, new_user
 from tests.live import LiveService
 
@@ -17,16 +17,13 @@ BURST = 5
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = started(
+    with running(
         tmp_path_factory.mktemp("rate-limits"),
         TIDINGS_RATE_LIMIT="0.001",
         TIDINGS_SUBSCRIBER_RATE_LIMIT="0.001",
         TIDINGS_RATE_LIMIT_BURST=str(BURST),
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
+    ) as service:
+        yield service
 
 
 @pytest.fixture

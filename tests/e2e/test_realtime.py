@@ -18,7 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.e2e.conftest import started
+from tests.e2e.conftest import running, started
 from tests.e2e.helpers import (
     SseClient,
     WsClient,
@@ -155,11 +155,8 @@ async def test_websocket_reconnect_with_last_event_id_replays_exactly_the_missed
 
 @pytest.fixture(scope="module")
 def fast_heartbeat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = started(tmp_path_factory.mktemp("heartbeat"), TIDINGS_HEARTBEAT_SECONDS="1")
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("heartbeat"), TIDINGS_HEARTBEAT_SECONDS="1") as service:
+        yield service
 
 
 async def test_an_idle_websocket_gets_heartbeat_frames(fast_heartbeat: LiveService) -> None:

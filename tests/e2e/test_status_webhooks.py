@@ -11,6 +11,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import accepted_id, error_code, eventually, new_user, settled
 from tests.e2e.webhook_sink import WebhookSink
 from tests.live import LiveService
@@ -23,11 +24,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = LiveService(tmp_path_factory.mktemp("status"), extra_env=SETTINGS).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("status"), **SETTINGS) as service:
+        yield service
 
 
 def subscribe(api: httpx.Client, url: str, events: list[str]) -> dict[str, Any]:

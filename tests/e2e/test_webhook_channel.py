@@ -14,6 +14,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.e2e.conftest import running
 from tests.e2e.helpers import accepted_id, eventually, settled, webhook_user
 from tests.e2e.webhook_sink import Received, WebhookSink
 from tests.live import LiveService, run_cli
@@ -26,11 +27,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    running = LiveService(tmp_path_factory.mktemp("webhooks"), extra_env=SETTINGS).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(tmp_path_factory.mktemp("webhooks"), **SETTINGS) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
